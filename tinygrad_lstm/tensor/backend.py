@@ -1,0 +1,133 @@
+"""The one place that maps a device name to its array module (NumPy on "cpu", CuPy on "cuda:N").
+
+Ops never import NumPy or CuPy for data; they ask `array_module(device)` so the same code runs on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from types import ModuleType
+
+import numpy as np
+
+CUDA_INSTALL_HINT = (
+    "install CuPy for your CUDA version: pip install 'tinygrad-lstm[cuda12]' (CUDA 12) "
+    "or pip install 'tinygrad-lstm[cuda13]' (CUDA 13)"
+)
+
+_cupy: ModuleType | None = None
+_pending_seed: int | None = None
+
+
+def _import_cupy() -> ModuleType:
+    """Import CuPy once, or say clearly why a CUDA device cannot be used."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed: {CUDA_INSTALL_HINT}") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when there is no driver or no GPU
+        raise RuntimeError(
+            f"CuPy is installed but no usable GPU/driver was found ({exc}); "
+            "check `nvidia-smi`, or use device='cpu'"
+        ) from exc
+    if count == 0:
+        raise RuntimeError("CuPy is installed but sees no GPU; check `nvidia-smi`, or use device='cpu'")
+    _cupy = cupy
+    if _pending_seed is not None:
+        cupy.random.seed(_pending_seed)
+    return cupy
+
+
+def normalize_device(device: str | None) -> str:
+    """'cpu' stays 'cpu'; 'cuda' becomes 'cuda:0'; anything else is an error that names it."""
+    if device is None or device == "cpu":
+        return "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {device!r}")
+    if device == "cuda":
+        device = "cuda:0"
+    if device.startswith("cuda:") and device[5:].isdigit():
+        cupy = _import_cupy()
+        index = int(device[5:])
+        if index >= cupy.cuda.runtime.getDeviceCount():
+            raise RuntimeError(f"device {device!r} does not exist: CuPy sees {cupy.cuda.runtime.getDeviceCount()} GPU(s)")
+        return device
+    raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def array_module(device: str) -> ModuleType:
+    """NumPy for 'cpu', CuPy for 'cuda:N'."""
+    return np if device == "cpu" else _import_cupy()
+
+
+def device_of(array) -> str:
+    """The device name of a backend array."""
+    if isinstance(array, np.ndarray | np.generic):
+        return "cpu"
+    return f"cuda:{array.device.id}"
+
+
+def is_backend_array(obj) -> bool:
+    if isinstance(obj, np.ndarray):
+        return True
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(obj, cupy.ndarray)
+
+
+def use_device(device: str):
+    """Context that makes `device` current for CuPy; nothing to do on the CPU."""
+    if device == "cpu":
+        return contextlib.nullcontext()
+    return _import_cupy().cuda.Device(int(device[5:]))
+
+
+def to_numpy(array) -> np.ndarray:
+    return np.asarray(array) if isinstance(array, np.ndarray | np.generic) else array.get()
+
+
+def move(array, device: str):
+    """Copy `array` onto `device` (no copy when it is already there)."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    cupy = _import_cupy()
+    with cupy.cuda.Device(int(device[5:])):
+        return cupy.asarray(array)
+
+
+def scatter_add(xp: ModuleType, target, index, values) -> None:
+    """target[index] += values, with repeated indices accumulating."""
+    if xp is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+def seed_all(seed: int) -> np.random.Generator:
+    """Seed CuPy (now if loaded, else when first loaded) and return a fresh NumPy generator."""
+    global _pending_seed
+    _pending_seed = seed
+    if _cupy is not None:
+        _cupy.random.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def cuda_is_available() -> bool:
+    try:
+        _import_cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+def cuda_device_count() -> int:
+    return _import_cupy().cuda.runtime.getDeviceCount() if cuda_is_available() else 0

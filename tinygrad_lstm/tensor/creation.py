@@ -1,0 +1,79 @@
+"""Tensor factories and the global random seed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import array_module, normalize_device, seed_all
+from .tensor import DEFAULT_DTYPE, Tensor, _shape_arg
+
+
+class _Random:
+    """The NumPy generator behind `randn`/`rand` on the CPU; `manual_seed` replaces it."""
+
+    generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every backend (NumPy now, CuPy now or when it is first used), for reproducible runs."""
+    _Random.generator = seed_all(int(seed))
+
+
+def _new(make, shape, dtype, device, requires_grad) -> Tensor:
+    device = normalize_device(device)
+    dtype = np.dtype(dtype) if dtype is not None else DEFAULT_DTYPE
+    data = make(array_module(device), _shape_arg(shape), dtype)
+    return Tensor._make(data, device, None).requires_grad_(requires_grad)
+
+
+def zeros(*shape, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    return _new(lambda xp, s, d: xp.zeros(s, dtype=d), shape, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    return _new(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad)
+
+
+def full(shape, fill_value, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (shape,), dtype, device, requires_grad)
+
+
+def _sample(kind: str):
+    def make(xp, shape, dtype):
+        if xp is np:
+            draw = _Random.generator.standard_normal if kind == "normal" else _Random.generator.random
+            return draw(shape, dtype=dtype) if dtype in (np.float32, np.float64) else draw(shape).astype(dtype)
+        draw = xp.random.standard_normal if kind == "normal" else xp.random.random
+        return draw(shape, dtype=dtype)
+
+    return make
+
+
+def randn(*shape, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    return _new(_sample("normal"), shape, dtype, device, requires_grad)
+
+
+def rand(*shape, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    return _new(_sample("uniform"), shape, dtype, device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
+    """As PyTorch: integers give int64, any float gives float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        integral = all(isinstance(v, int | np.integer) for v in (start, end, step))
+        dtype = np.int64 if integral else DEFAULT_DTYPE
+    device = normalize_device(device)
+    data = array_module(device).arange(start, end, step, dtype=dtype)
+    return Tensor._make(data, device, None).requires_grad_(requires_grad)

@@ -1,0 +1,470 @@
+"""The primitive ops: one small `Function` per op, forward and backward side by side.
+
+Every op reaches its arrays through `self.xp` (NumPy or CuPy), so the same code runs on both.
+Gradients are reduced back to each input's shape with `unbroadcast` and keep the input's dtype.
+"""
+
+from __future__ import annotations
+
+from .backend import move, scatter_add
+from .graph import Function
+
+
+def unbroadcast(grad, shape: tuple[int, ...]):
+    """Sum `grad` over the axes that broadcasting added or stretched, so it has `shape` again."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
+    return tuple(sorted(a % max(ndim, 1) for a in axes))
+
+
+def _expand_reduced(xp, grad, shape, axes, keepdims):
+    """Bring a reduction's gradient back to the input's shape (a broadcast view, not a copy)."""
+    if not keepdims:
+        grad = xp.expand_dims(grad, axes) if axes else grad
+    return xp.broadcast_to(grad, shape)
+
+
+# ---------------------------------------------------------------- elementwise binary
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = (a.shape, b.shape)
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved
+        return (
+            unbroadcast(g * b, a.shape) if self.needs_grad[0] else None,
+            unbroadcast(g * a, b.shape) if self.needs_grad[1] else None,
+        )
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved
+        ga = g / b
+        return (
+            unbroadcast(ga, a.shape) if self.needs_grad[0] else None,
+            unbroadcast(-ga * a / b, b.shape) if self.needs_grad[1] else None,
+        )
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        out = a**b
+        self.saved = (a, b, out)
+        return out
+
+    def backward(self, g):
+        a, b, out = self.saved
+        xp = self.xp
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+        if self.needs_grad[1]:
+            safe_log = xp.log(xp.where(a > 0, a, 1))  # d(a^b)/db = a^b log a, taken as 0 where a <= 0
+            gb = unbroadcast(g * out * safe_log, b.shape)
+        return ga, gb
+
+
+class Maximum(Function):
+    """Elementwise max; where the inputs tie, each gets half of the gradient (as PyTorch)."""
+
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return self.xp.maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        share = self.xp.where(a == b, 0.5, (a > b) * 1.0).astype(g.dtype, copy=False)
+        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return self.xp.minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved
+        share = self.xp.where(a == b, 0.5, (a < b) * 1.0).astype(g.dtype, copy=False)
+        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+
+
+class Where(Function):
+    """`cond ? a : b`; `cond` is a bool tensor that takes no gradient."""
+
+    def forward(self, cond, a, b):
+        self.saved = (cond, a.shape, b.shape)
+        return self.xp.where(cond, a, b)
+
+    def backward(self, g):
+        cond, a_shape, b_shape = self.saved
+        zero = self.xp.zeros((), dtype=g.dtype)
+        return (
+            None,
+            unbroadcast(self.xp.where(cond, g, zero), a_shape) if self.needs_grad[1] else None,
+            unbroadcast(self.xp.where(cond, zero, g), b_shape) if self.needs_grad[2] else None,
+        )
+
+
+class MatMul(Function):
+    """NumPy's matmul: 1-D, 2-D, batched and broadcast batched."""
+
+    def forward(self, a, b):
+        self.saved = (a, b)
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.saved
+        xp = self.xp
+        if b.ndim == 1:  # the vector was treated as a column: put that axis back
+            g = g[..., None]
+        if a.ndim == 1:  # ... and as a row
+            g = g[..., None, :]
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if self.needs_grad[1]:
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+# ---------------------------------------------------------------- elementwise unary
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.saved = self.xp.exp(a)
+        return self.saved
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.saved = a
+        return self.xp.log(a)
+
+    def backward(self, g):
+        return (g / self.saved,)
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.saved = self.xp.sqrt(a)
+        return self.saved
+
+    def backward(self, g):
+        return (g / (2 * self.saved),)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.saved = self.xp.tanh(a)
+        return self.saved
+
+    def backward(self, g):
+        y = self.saved
+        return (g * (1 - y * y),)
+
+
+class Sigmoid(Function):
+    """1 / (1 + e^-x), computed from e^-|x| so that no finite input overflows."""
+
+    def forward(self, a):
+        xp = self.xp
+        z = xp.exp(-xp.abs(a))
+        y = xp.where(a >= 0, 1 / (1 + z), z / (1 + z))
+        self.saved = y
+        return y
+
+    def backward(self, g):
+        y = self.saved
+        return (g * y * (1 - y),)
+
+
+class Relu(Function):
+    def forward(self, a):
+        self.saved = a > 0
+        return a * self.saved
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.saved = self.xp.sign(a)
+        return self.xp.abs(a)
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class Clip(Function):
+    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included)."""
+
+    def forward(self, a, low=None, high=None):
+        xp = self.xp
+        inside = xp.ones(a.shape, dtype=bool)
+        if low is not None:
+            inside &= a >= low
+        if high is not None:
+            inside &= a <= high
+        self.saved = inside
+        return xp.clip(a, low, high).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return (g * self.saved,)
+
+
+class Cast(Function):
+    def forward(self, a, dtype=None):
+        self.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return (g.astype(self.in_dtype),)
+
+
+class ToDevice(Function):
+    """Copy between devices; the gradient travels back the other way."""
+
+    def forward(self, a, device=None):
+        self.in_device = self.device
+        self.device = device
+        return move(a, device)
+
+    def backward(self, g):
+        return (move(g, self.in_device),)
+
+
+# ---------------------------------------------------------------- reductions
+
+
+class Sum(Function):
+    def forward(self, a, axis=None, keepdims=False):
+        self.in_shape = a.shape
+        self.axes = _normalize_axes(axis, a.ndim)
+        self.keepdims = keepdims
+        return a.sum(axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return (_expand_reduced(self.xp, g, self.in_shape, self.axes, self.keepdims),)
+
+
+class Max(Function):
+    """Max over axes; tied maxima share the gradient evenly (as PyTorch's amax)."""
+
+    def forward(self, a, axis=None, keepdims=False, minimum=False):
+        self.axes = _normalize_axes(axis, a.ndim)
+        if a.size == 0:
+            raise ValueError(f"{'min' if minimum else 'max'} of an empty tensor of shape {a.shape} has no value")
+        reduce = a.min if minimum else a.max
+        kept = reduce(axis=self.axes, keepdims=True)
+        self.saved = (a, kept)
+        self.keepdims = keepdims
+        return kept if keepdims else kept.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        a, kept = self.saved
+        hit = a == kept
+        share = hit / hit.sum(axis=self.axes, keepdims=True)
+        return (_expand_reduced(self.xp, g, a.shape, self.axes, self.keepdims) * share.astype(g.dtype, copy=False),)
+
+
+class Min(Max):
+    def forward(self, a, axis=None, keepdims=False):
+        return super().forward(a, axis=axis, keepdims=keepdims, minimum=True)
+
+
+class LogSumExp(Function):
+    """log(sum(exp(a))) computed around the max, so +-1000 stay finite."""
+
+    def forward(self, a, axis=None, keepdims=False):
+        xp = self.xp
+        self.axes = _normalize_axes(axis, a.ndim)
+        self.keepdims = keepdims
+        m = a.max(axis=self.axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        out = xp.log(xp.exp(a - m).sum(axis=self.axes, keepdims=True)) + m
+        self.saved = (a, out)
+        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        a, out = self.saved
+        return (_expand_reduced(self.xp, g, a.shape, self.axes, self.keepdims) * self.xp.exp(a - out),)
+
+
+class Softmax(Function):
+    def forward(self, a, axis=-1):
+        xp = self.xp
+        self.axis = axis
+        e = xp.exp(a - a.max(axis=axis, keepdims=True))
+        self.saved = e / e.sum(axis=axis, keepdims=True)
+        return self.saved
+
+    def backward(self, g):
+        s = self.saved
+        return (s * (g - (g * s).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    def forward(self, a, axis=-1):
+        xp = self.xp
+        self.axis = axis
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        self.saved = out
+        return out
+
+    def backward(self, g):
+        return (g - self.xp.exp(self.saved) * g.sum(axis=self.axis, keepdims=True),)
+
+
+# ---------------------------------------------------------------- shape
+
+
+class Reshape(Function):
+    def forward(self, a, shape=None):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return (g.reshape(self.in_shape),)
+
+
+class Permute(Function):
+    def forward(self, a, axes=None):
+        self.axes = axes
+        return self.xp.transpose(a, axes)
+
+    def backward(self, g):
+        inverse = sorted(range(len(self.axes)), key=self.axes.__getitem__)
+        return (self.xp.transpose(g, inverse),)
+
+
+class Expand(Function):
+    def forward(self, a, shape=None):
+        self.in_shape = a.shape
+        return self.xp.broadcast_to(a, shape)
+
+    def backward(self, g):
+        return (unbroadcast(g, self.in_shape),)
+
+
+def _is_basic_index(index: tuple) -> bool:
+    return all(i is None or i is Ellipsis or isinstance(i, int | slice) for i in index)
+
+
+class Index(Function):
+    """`a[index]`: ints, slices, None, Ellipsis, integer arrays (repeats accumulate) and boolean masks."""
+
+    def forward(self, a, index=None):
+        self.in_shape = a.shape
+        self.index = index
+        return a[index]
+
+    def backward(self, g):
+        full = self.xp.zeros(self.in_shape, dtype=g.dtype)
+        if _is_basic_index(self.index):
+            full[self.index] = g
+        else:
+            scatter_add(self.xp, full, self.index, g)
+        return (full,)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return self.xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        grads, start, lead = [], 0, (slice(None),) * self.axis
+        for size in self.sizes:
+            grads.append(g[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(grads)
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis=0):
+        self.axis = axis
+        return self.xp.stack(arrays, axis=axis)
+
+    def backward(self, g):
+        return tuple(self.xp.moveaxis(g, self.axis, 0))
+
+
+class Split(Function):
+    """One node with one output per piece; pieces that get no gradient count as zeros."""
+
+    def forward(self, a, sizes=None, axis=0):
+        self.axis = axis
+        self.in_shape = a.shape
+        self.sizes = sizes
+        bounds = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
+        return tuple(self.xp.split(a, bounds, axis=axis))
+
+    def backward(self, *grads):
+        xp = self.xp
+        pieces = []
+        for g, size in zip(grads, self.sizes):
+            if g is None:
+                shape = list(self.in_shape)
+                shape[self.axis] = size
+                g = xp.zeros(shape, dtype=next(x for x in grads if x is not None).dtype)
+            pieces.append(g)
+        return (xp.concatenate(pieces, axis=self.axis),)
