@@ -1,6 +1,7 @@
 """The one place that maps a device name to its array module (NumPy on "cpu", CuPy on "cuda:N").
 
 Ops never import NumPy or CuPy for data; they ask `array_module(device)` so the same code runs on both.
+CuPy is imported lazily, the first time a CUDA device is asked for, so the CPU path never needs it.
 """
 
 from __future__ import annotations
@@ -21,23 +22,26 @@ _pending_seed: int | None = None
 
 
 def _import_cupy() -> ModuleType:
-    """Import CuPy once, or say clearly why a CUDA device cannot be used."""
+    """Import CuPy once, or say clearly which part is missing (CuPy itself, or a usable GPU) and how to fix it."""
     global _cupy
     if _cupy is not None:
         return _cupy
     try:
         import cupy
     except ImportError as exc:
-        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed: {CUDA_INSTALL_HINT}") from exc
+        raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed; {CUDA_INSTALL_HINT}") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or no GPU
         raise RuntimeError(
-            f"CuPy is installed but no usable GPU/driver was found ({exc}); "
-            "check `nvidia-smi`, or use device='cpu'"
+            f"device 'cuda': CuPy is installed but found no usable GPU or driver ({exc}); check `nvidia-smi`, "
+            f"make sure CuPy matches your CUDA version ({CUDA_INSTALL_HINT}), or use device='cpu'"
         ) from exc
     if count == 0:
-        raise RuntimeError("CuPy is installed but sees no GPU; check `nvidia-smi`, or use device='cpu'")
+        raise RuntimeError(
+            "device 'cuda': CuPy is installed but sees no GPU; check `nvidia-smi`, make sure CuPy matches "
+            f"your CUDA version ({CUDA_INSTALL_HINT}), or use device='cpu'"
+        )
     _cupy = cupy
     if _pending_seed is not None:
         cupy.random.seed(_pending_seed)
@@ -53,10 +57,9 @@ def normalize_device(device: str | None) -> str:
     if device == "cuda":
         device = "cuda:0"
     if device.startswith("cuda:") and device[5:].isdigit():
-        cupy = _import_cupy()
-        index = int(device[5:])
-        if index >= cupy.cuda.runtime.getDeviceCount():
-            raise RuntimeError(f"device {device!r} does not exist: CuPy sees {cupy.cuda.runtime.getDeviceCount()} GPU(s)")
+        count = _import_cupy().cuda.runtime.getDeviceCount()
+        if int(device[5:]) >= count:
+            raise RuntimeError(f"device {device!r} does not exist: CuPy sees {count} GPU(s)")
         return device
     raise ValueError(f"unknown device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
 
@@ -74,36 +77,38 @@ def device_of(array) -> str:
 
 
 def is_backend_array(obj) -> bool:
+    """A NumPy array, or a CuPy array when CuPy is loaded (never imports CuPy to find out)."""
     if isinstance(obj, np.ndarray):
         return True
     cupy = sys.modules.get("cupy")
-    return cupy is not None and isinstance(obj, cupy.ndarray)
+    return cupy is not None and isinstance(obj, getattr(cupy, "ndarray", ()))
 
 
 def use_device(device: str):
-    """Context that makes `device` current for CuPy; nothing to do on the CPU."""
+    """Context that makes `device` current for CuPy (arrays are created there); nothing to do on the CPU."""
     if device == "cpu":
         return contextlib.nullcontext()
     return _import_cupy().cuda.Device(int(device[5:]))
 
 
 def to_numpy(array) -> np.ndarray:
+    """A NumPy array (copied from the GPU when the array lives there)."""
     return np.asarray(array) if isinstance(array, np.ndarray | np.generic) else array.get()
 
 
 def move(array, device: str):
-    """Copy `array` onto `device` (no copy when it is already there)."""
+    """Copy `array` (NumPy or CuPy) onto `device`; no copy when it is already there."""
     if device_of(array) == device:
         return array
     if device == "cpu":
         return array.get()
     cupy = _import_cupy()
     with cupy.cuda.Device(int(device[5:])):
-        return cupy.asarray(array)
+        return cupy.array(array, copy=True)  # copies onto the current device, from the host or another GPU
 
 
 def scatter_add(xp: ModuleType, target, index, values) -> None:
-    """target[index] += values, with repeated indices accumulating."""
+    """target[index] += values, with repeated indices accumulating (plain `+=` would keep only one)."""
     if xp is np:
         np.add.at(target, index, values)
     else:
@@ -122,6 +127,7 @@ def seed_all(seed: int) -> np.random.Generator:
 
 
 def cuda_is_available() -> bool:
+    """True when CuPy is installed and sees at least one GPU."""
     try:
         _import_cupy()
     except RuntimeError:
@@ -130,4 +136,5 @@ def cuda_is_available() -> bool:
 
 
 def cuda_device_count() -> int:
+    """How many GPUs CuPy sees (0 without CuPy or a GPU)."""
     return _import_cupy().cuda.runtime.getDeviceCount() if cuda_is_available() else 0

@@ -1,0 +1,30 @@
+"""`tinygrad-lstm bench`: the benchmark scripts (benchmarks/), side by side with a hand-fused NumPy LSTM and PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import device_from
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="time the engine's overhead and an LSTM training step (ratios)",
+                       description="Run the benchmarks: 'overhead' (per-op cost beside PyTorch) and 'lstm' (one "
+                                   "training step of nn.LSTM beside a hand-fused NumPy LSTM and PyTorch). Options "
+                                   "after '--' go to the benchmark script, e.g. bench lstm -- --memory.")
+    p.add_argument("which", nargs="?", choices=["overhead", "lstm", "all"], default="all")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="device for the LSTM benchmark (default: the GPU when usable)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="options passed on to the benchmark script")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmarks import lstm, overhead
+
+    extra = [a for a in args.extra if a != "--"]
+    if args.which in ("overhead", "all"):
+        overhead.main(extra if args.which == "overhead" else [])
+    if args.which in ("lstm", "all"):
+        lstm.main(["--device", device_from(args).split(":")[0], *extra])
+    return 0

@@ -1,0 +1,73 @@
+"""`tinygrad-lstm info`: versions, devices, and what to install for whatever is not usable."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import shutil
+import subprocess
+
+import numpy as np
+
+import tinygrad_lstm as tl
+from tinygrad_lstm.tensor.backend import CUDA_INSTALL_HINT
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    return sub.add_parser("info", help="versions, devices, and what to install for what is missing",
+                          description="Show versions and whether CuPy, a GPU, Graphviz's dot and matplotlib are usable.")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cuda_status() -> tuple[bool, str]:
+    try:
+        tl.zeros(1, device="cuda")
+    except RuntimeError as exc:
+        return False, str(exc)
+    import cupy
+
+    names = []
+    for i in range(tl.cuda.device_count()):
+        props = cupy.cuda.runtime.getDeviceProperties(i)
+        names.append(f"cuda:{i} {props['name'].decode() if isinstance(props['name'], bytes) else props['name']}")
+    return True, f"CuPy {cupy.__version__}; " + ", ".join(names)
+
+
+def _dot_status() -> tuple[bool, str]:
+    dot = shutil.which("dot")
+    if dot is None:
+        return False, "Graphviz's dot is not installed: apt-get install graphviz | brew install graphviz | " \
+                      "conda install -c conda-forge graphviz"
+    version = subprocess.run([dot, "-V"], capture_output=True, text=True).stderr.strip()
+    return True, f"{version} ({dot})"
+
+
+def run(args: argparse.Namespace) -> int:
+    cuda_ok, cuda_text = _cuda_status()
+    dot_ok, dot_text = _dot_status()
+    plot = _version("matplotlib")
+    rows = [
+        ("tinygrad-lstm", tl.__version__, True),
+        ("python", platform.python_version(), True),
+        ("numpy", np.__version__, True),
+        ("cuda (CuPy + GPU)", cuda_text if cuda_ok else f"not usable: {cuda_text}", cuda_ok),
+        ("graphviz (Python)", _version("graphviz") or "not installed: pip install graphviz", bool(_version("graphviz"))),
+        ("graphviz dot", dot_text, dot_ok),
+        ("matplotlib (plots)", plot or "not installed: pip install 'tinygrad-lstm[plot]'", bool(plot)),
+        ("tqdm", _version("tqdm") or "not installed", bool(_version("tqdm"))),
+        ("torch (test reference)", _version("torch") or "not installed (optional: pip install torch)", True),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    for name, text, ok in rows:
+        print(f"{'ok ' if ok else ' - '} {name.ljust(width)}  {text}")
+    print(f"\ndevices: cpu{', cuda' if cuda_ok else ''}; --device auto uses {'cuda' if cuda_ok else 'cpu'}")
+    if not cuda_ok:
+        print(f"for the GPU: {CUDA_INSTALL_HINT}")
+    return 0

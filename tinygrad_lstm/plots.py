@@ -1,0 +1,71 @@
+"""Pictures of the experiments, with matplotlib (an optional extra: pip install 'tinygrad-lstm[plot]')."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+MATPLOTLIB_HINT = "plots need matplotlib: pip install 'tinygrad-lstm[plot]' (the numbers are in the table above)"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(MATPLOTLIB_HINT) from None
+    matplotlib.use("Agg")  # files only: works without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+COLOURS = {"rnn": "#d62728", "gru": "#2ca02c", "lstm": "#1f77b4"}
+
+
+def plot_memory(errors: Mapping[str, Sequence[float]], delays: Sequence[int], baseline: float, path: str) -> str:
+    """Test error of each model against the delay T, beside the guess-the-mean baseline."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, values in errors.items():
+        ax.plot(delays, values, "o-", label=kind.upper(), color=COLOURS.get(kind))
+    ax.axhline(baseline, ls="--", color="grey", label=f"guess the mean ({baseline:.3f})")
+    ax.set(xlabel="delay T (steps the first number must be remembered)", ylabel="test MSE", yscale="log",
+           title="The adding problem: who remembers?")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_gradient_flow(norms: Mapping[str, np.ndarray], path: str) -> str:
+    """||d loss / d x_t|| against t: how strongly each input still reaches the answer at the last step."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, values in norms.items():
+        ax.plot(np.arange(len(values)), values, label=kind.upper(), color=COLOURS.get(kind))
+    ax.set(xlabel="input step t", ylabel="||d loss / d x_t||", yscale="log",
+           title="Gradient reaching each input from the last step")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_forget_gate(trace: np.ndarray, resets: np.ndarray, path: str) -> str:
+    """Heatmap of forget-gate activations (units x time) with the reset symbols marked."""
+    plt = _pyplot()
+    steps, units = trace.shape
+    fig, ax = plt.subplots(figsize=(min(14, 3 + steps / 8), 1.5 + units / 5))
+    image = ax.imshow(trace.T, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    for t in np.flatnonzero(resets):
+        ax.axvline(t, color="white", lw=1.2, ls="--")
+    ax.set(xlabel="time step (dashed: reset symbol)", ylabel="LSTM unit",
+           title="Forget gate f_t: 1 keeps the cell state, 0 erases it")
+    fig.colorbar(image, ax=ax, label="f_t")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
