@@ -1,5 +1,12 @@
-"""Layers, losses and optimizers built on the public Tensor API."""
+"""Layers, losses, optimizers and checkpoints, built on the public Tensor API, spelled as `torch.nn`."""
 
+from . import functional, init, optim, utils
+from . import functional as F
+from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
-__all__ = ["Module", "Parameter"]
+__all__ = [
+    "GRU", "LSTM", "RNN", "Dropout", "Embedding", "F", "GRUCell", "LSTMCell", "Linear", "Module", "Parameter",
+    "RNNCell", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "init", "optim", "utils",
+]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, array_module, no_grad
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module owns and trains: always a leaf that requires grad."""
+    """A Tensor that a Module owns and trains: a leaf that requires grad."""
 
     __slots__ = ()
 
@@ -33,7 +33,8 @@ class Module:
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -51,11 +52,15 @@ class Module:
 
     def register_parameter(self, name: str, value: Parameter | None) -> None:
         """Declare `name` as a parameter slot; None records an absent one (e.g. bias=False)."""
-        if value is None:
-            self._parameters.pop(name, None)
-            object.__setattr__(self, name, None)
-        else:
-            setattr(self, name, value)
+        if value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, got {type(value).__name__}")
+        setattr(self, name, value)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register a submodule under a name that need not be an identifier ("0" in Sequential)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}): expected a Module, got {type(module).__name__}")
+        setattr(self, name, module)
 
     # ------------------------------------------------------------ running
 
@@ -68,9 +73,17 @@ class Module:
     # ------------------------------------------------------------ traversal
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix, self
-        for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+        """This module and every submodule, depth first, each once (a shared submodule under its first name)."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            stack.extend(reversed([(f"{name}.{child_name}" if name else child_name, child)
+                                   for child_name, child in module._modules.items()]))
 
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
@@ -82,18 +95,26 @@ class Module:
     def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """Dotted names as PyTorch ("rnn.weight_ih_l0"); a parameter shared by two modules is listed once."""
         seen: set[int] = set()
-        for module_name, module in self.named_modules(prefix):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
             for name, p in module._parameters.items():
                 if id(p) not in seen:
                     seen.add(id(p))
                     yield (f"{module_name}.{name}" if module_name else name), p
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, p in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
+
+    def apply(self, fn: Callable[[Module], None]) -> Module:
+        """Call `fn` on every submodule and then on this module (custom initialisation)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # ------------------------------------------------------------ modes and devices
 
@@ -105,16 +126,25 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def requires_grad_(self, flag: bool = True) -> Module:
+        """Freeze (False) or unfreeze every parameter."""
         for p in self.parameters():
-            p.grad = None
+            p.requires_grad_(flag)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
 
     def to(self, target) -> Module:
         """Move (or cast) every parameter in place, keeping the Parameter objects optimizers hold."""
         with no_grad():
             for p in self.parameters():
                 moved = p.to(target)
-                p.data, p.device, p._xp = moved.data, moved.device, moved._xp
+                p.data, p.device, p._xp = moved.data, moved.device, array_module(moved.device)
                 if p.grad is not None:
                     p.grad = p.grad.to(target)
         return self
@@ -134,41 +164,52 @@ class Module:
     # ------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Tensor]:
-        """name -> detached Tensor sharing the parameter's data."""
+        """name -> detached Tensor sharing the parameter's data (save it with `tl.save`)."""
         return {name: p.detach() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping, strict: bool = True) -> tuple[list[str], list[str]]:
-        """Copy values (Tensors or arrays) into the parameters; returns (missing, unexpected) when not strict."""
+        """Copy values (Tensors or arrays, any device) into the parameters in place.
+
+        Every key and shape is checked before anything is copied, so a bad state leaves the module
+        untouched. `strict=False` skips missing and unexpected keys and returns them as
+        (missing, unexpected); shapes must match either way.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict expects a dict of name -> array, got {type(state).__name__}")
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            parts = []
-            if missing:
-                parts.append(f"missing keys {missing}")
-            if unexpected:
-                parts.append(f"unexpected keys {unexpected}")
+            parts = [f"missing keys {missing}"] if missing else []
+            parts += [f"unexpected keys {unexpected}"] if unexpected else []
             raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts))
+        values = {}
         for name, p in own.items():
             if name not in state:
                 continue
             value = state[name]
-            value = value.numpy() if isinstance(value, Tensor) else value
-            shape = tuple(np.shape(value))
+            if isinstance(value, Mapping):
+                raise TypeError(f"load_state_dict: key {name!r} holds a nested dict, not an array")
+            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
             if shape != p.shape:
                 raise ValueError(f"load_state_dict: key {name!r} has shape {shape} in the state, "
                                  f"but the parameter has shape {p.shape}")
-            p.data[...] = p._xp.asarray(value, dtype=p.dtype)
+            values[name] = value
+        for name, value in values.items():
+            p = own[name]
+            p.data[...] = Tensor(value, dtype=p.dtype, device=p.device).data
         return missing, unexpected
 
     # ------------------------------------------------------------ repr
 
     def extra_repr(self) -> str:
+        """The constructor arguments shown inside the parentheses of `repr`."""
         return ""
 
     def __repr__(self) -> str:
-        lines = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self._modules.items()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        if not lines:
-            return head + ")"
-        return head + "\n  " + "\n  ".join(lines) + "\n)"
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self._modules.items()]
+        if not children and len(lines) <= 1:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"

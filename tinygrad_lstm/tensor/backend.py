@@ -107,16 +107,6 @@ def move(array, device: str):
         return cupy.array(array, copy=True)  # copies onto the current device, from the host or another GPU
 
 
-def scatter_add(xp: ModuleType, target, index, values) -> None:
-    """target[index] += values, with repeated indices accumulating (plain `+=` would keep only one)."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-
-
 def seed_all(seed: int) -> np.random.Generator:
     """Seed CuPy (now if loaded, else when first loaded) and return a fresh NumPy generator."""
     global _pending_seed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from .backend import array_module, normalize_device, seed_all
+from .backend import array_module, normalize_device, seed_all, use_device
 from .tensor import DEFAULT_DTYPE, Tensor, _shape_arg
 
 
@@ -19,10 +21,12 @@ def manual_seed(seed: int) -> None:
     _Random.generator = seed_all(int(seed))
 
 
-def _new(make, shape, dtype, device, requires_grad) -> Tensor:
+def _new(make: Callable, shape: tuple, dtype, device: str | None, requires_grad: bool) -> Tensor:
+    """`make(xp, shape, dtype)` run with `device` current, as a leaf tensor (float32 unless `dtype` says)."""
     device = normalize_device(device)
     dtype = np.dtype(dtype) if dtype is not None else DEFAULT_DTYPE
-    data = make(array_module(device), _shape_arg(shape), dtype)
+    with use_device(device):
+        data = make(array_module(device), _shape_arg(shape), dtype)
     return Tensor._make(data, device, None).requires_grad_(requires_grad)
 
 
@@ -38,13 +42,13 @@ def full(shape, fill_value, dtype=None, device: str | None = None, requires_grad
     return _new(lambda xp, s, d: xp.full(s, fill_value, dtype=d), (shape,), dtype, device, requires_grad)
 
 
-def _sample(kind: str):
+def _sample(kind: str) -> Callable:
     def make(xp, shape, dtype):
         if xp is np:
             draw = _Random.generator.standard_normal if kind == "normal" else _Random.generator.random
             return draw(shape, dtype=dtype) if dtype in (np.float32, np.float64) else draw(shape).astype(dtype)
         draw = xp.random.standard_normal if kind == "normal" else xp.random.random
-        return draw(shape, dtype=dtype)
+        return draw(shape, dtype=dtype) if dtype in (np.float32, np.float64) else draw(shape).astype(dtype)
 
     return make
 
@@ -60,11 +64,13 @@ def rand(*shape, dtype=None, device: str | None = None, requires_grad: bool = Fa
 
 
 def zeros_like(t: Tensor, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device: str | None = None, requires_grad: bool = False) -> Tensor:
@@ -74,6 +80,4 @@ def arange(start, end=None, step=1, dtype=None, device: str | None = None, requi
     if dtype is None:
         integral = all(isinstance(v, int | np.integer) for v in (start, end, step))
         dtype = np.int64 if integral else DEFAULT_DTYPE
-    device = normalize_device(device)
-    data = array_module(device).arange(start, end, step, dtype=dtype)
-    return Tensor._make(data, device, None).requires_grad_(requires_grad)
+    return _new(lambda xp, _, d: xp.arange(start, end, step, dtype=d), (), dtype, device, requires_grad)

@@ -3,17 +3,19 @@
 A `Function` is one node of the computation graph: `forward` computes on backend arrays and saves
 what `backward` needs; `backward` maps the gradients of the outputs to gradients of the inputs.
 Each node also records the metadata the graph renderer reads: its op name, the name scope it was
-created in and its inputs.
+created in and its inputs (tensors add their own `.name` and `.tags`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .backend import array_module, device_of, use_device
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -28,10 +30,13 @@ class _State:
 
 
 def is_grad_enabled() -> bool:
+    """False inside `no_grad()`: ops then record no graph."""
     return _State.grad_enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode inside a `with` block or a decorated function; re-entrant, restores the outer mode."""
+
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self._previous: list[bool] = []
@@ -46,14 +51,16 @@ class _GradMode(contextlib.ContextDecorator):
         return False
 
 
-def no_grad() -> _GradMode:
-    """Context manager and decorator: ops inside record no graph (inference, optimizer updates)."""
-    return _GradMode(False)
+def no_grad(func: Callable | None = None):
+    """Context manager and decorator (`@no_grad()` or `@no_grad`): ops inside record no graph."""
+    mode = _GradMode(False)
+    return mode if func is None else mode(func)
 
 
-def enable_grad() -> _GradMode:
+def enable_grad(func: Callable | None = None):
     """Context manager and decorator: record the graph again inside a `no_grad` block."""
-    return _GradMode(True)
+    mode = _GradMode(True)
+    return mode if func is None else mode(func)
 
 
 @contextlib.contextmanager
@@ -71,7 +78,10 @@ def name_scope(name: str):
 
 @contextlib.contextmanager
 def detect_anomaly():
-    """Inside, the first op whose forward or backward produces NaN/Inf raises, naming the op and its scope."""
+    """Inside, the first op whose forward or backward produces NaN/Inf raises, naming the op and its scope.
+
+    It costs one finiteness check per array, so it is for debugging, not for training runs.
+    """
     previous = _State.detect_anomaly
     _State.detect_anomaly = True
     try:
@@ -80,8 +90,10 @@ def detect_anomaly():
         _State.detect_anomaly = previous
 
 
-def _check_finite(xp, array, what: str, fn: Function) -> None:
-    if array is not None and np.issubdtype(array.dtype, np.inexact) and not bool(xp.isfinite(array).all()):
+def _check_finite(array, what: str, fn: Function) -> None:
+    if array is None or not np.issubdtype(array.dtype, np.inexact):
+        return
+    if not bool(array_module(device_of(array)).isfinite(array).all()):
         where = f" in name scope {fn.scope!r}" if fn.scope else ""
         raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{where} produced NaN or Inf")
 
@@ -89,14 +101,14 @@ def _check_finite(xp, array, what: str, fn: Function) -> None:
 class Function:
     """One graph node. Subclasses implement `forward(*arrays, **params)` and `backward(*grad_outputs)`.
 
-    `backward` returns one gradient per input (None where not needed; `self.needs_grad[i]` says
-    which are) and must not modify the gradients it is given.
+    `forward` keeps the arrays `backward` needs in `self.saved` (freed after a backward unless
+    `retain_graph=True`; a second backward through a node whose arrays were freed raises). `backward` returns one gradient per input (None where `self.needs_grad[i]`
+    is False) and must not modify the gradients it is given. A multi-output op returns a tuple from
+    `forward`, and its `backward` gets None for the outputs that received no gradient.
+    `self.xp` is the array module and `self.device` the device of the outputs.
     """
 
-    __slots__ = ("inputs", "saved", "needs_grad", "scope", "xp", "device", "freed", "grad_out", "__dict__")
-
-    #: how many tensors `forward` returned (a tuple for multi-output ops)
-    num_outputs = 1
+    __slots__ = ("inputs", "saved", "needs_grad", "scope", "xp", "device", "freed", "num_outputs", "__dict__")
 
     @property
     def op(self) -> str:
@@ -118,19 +130,18 @@ def as_array(value):
     return np.asarray(value) if isinstance(value, np.generic) else value
 
 
-def _accumulate(slots: list, index: int, grad) -> None:
-    """Add `grad` into slots[index]; slots hold (array, owned) so only our own sums are updated in place."""
-    entry = slots[index]
+def _sum_into(entry: tuple | None, grad) -> tuple:
+    """Add `grad` to a pending (array, owned) entry; only arrays this walk made (owned) are updated in place."""
     if entry is None:
-        slots[index] = (grad, False)
-    elif entry[1]:
+        return (grad, False)
+    if entry[1]:
         entry[0].__iadd__(grad)
-    else:
-        slots[index] = (as_array(entry[0] + grad), True)
+        return entry
+    return (as_array(entry[0] + grad), True)
 
 
 def topological_functions(root: Tensor) -> list[Function]:
-    """The graph's nodes that lead to `root` and need a gradient, inputs before users, each once.
+    """The graph's nodes that lead to `root`, inputs before users, each once.
 
     Iterative depth-first search, so deep graphs (100 000 ops) do not hit Python's recursion limit.
     """
@@ -147,45 +158,54 @@ def topological_functions(root: Tensor) -> list[Function]:
         stack.append((fn, True))
         for t in fn.inputs:
             ctx = t._ctx
-            if ctx is not None and t.requires_grad and id(ctx) not in visited:
+            if ctx is not None and id(ctx) not in visited:
                 visited.add(id(ctx))
                 stack.append((ctx, False))
     return order
 
 
+def _bad_backward(fn: Function, returned) -> None:
+    got = f"{len(returned)} values" if isinstance(returned, tuple) else f"a {type(returned).__name__}"
+    raise TypeError(
+        f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
+        f"{len(fn.inputs)} here; it returned {got}"
+    )
+
+
 def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
-    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`."""
+    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`.
+
+    Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
+    (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
+    """
     order = topological_functions(root)
-    leaves: dict[int, list] = {}  # id(leaf) -> [leaf, [(array, owned)]]
-    retained: dict[tuple[int, int], Tensor] = {}
+    pending: dict[int, list] = {}  # id(fn) -> [(array, owned) or None, one per output]
+    leaves: dict[int, tuple] = {}  # id(leaf) -> (leaf, (array, owned))
+    retained: dict[tuple[int, int], Tensor] = {}  # (id(fn), output index) -> a non-leaf that keeps .grad
     anomaly = _State.detect_anomaly
 
     def deliver(t: Tensor, g) -> None:
-        g = as_array(g)
         ctx = t._ctx
         if ctx is None:
             entry = leaves.get(id(t))
-            if entry is None:
-                leaves[id(t)] = [t, [(g, False)]]
-            else:
-                _accumulate(entry[1], 0, g)
-        else:
-            if ctx.grad_out is None:
-                ctx.grad_out = [None] * ctx.num_outputs
-            _accumulate(ctx.grad_out, t._index, g)
-            if t._retains_grad:
-                retained[(id(ctx), t._index)] = t
+            leaves[id(t)] = (t, _sum_into(None if entry is None else entry[1], g))
+            return
+        slots = pending.get(id(ctx))
+        if slots is None:
+            slots = pending[id(ctx)] = [None] * ctx.num_outputs
+        slots[t._index] = _sum_into(slots[t._index], g)
+        if t._retains_grad:
+            retained[(id(ctx), t._index)] = t
 
-    deliver(root, grad)
+    deliver(root, as_array(grad))
     for fn in reversed(order):
-        slots = fn.grad_out
-        fn.grad_out = None
+        slots = pending.pop(id(fn), None)
         if slots is None:
             continue  # no path carried a gradient here
         if fn.freed:
             raise RuntimeError(
-                f"trying to backward through op {fn.op!r} a second time: its saved arrays were freed "
-                "after the first backward; pass retain_graph=True to the first backward call"
+                f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
+                "by the first backward; pass retain_graph=True to the first backward() call"
             )
         grads = [None if s is None else s[0] for s in slots]
         if retained:
@@ -193,18 +213,26 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 t = retained.get((id(fn), i))
                 if t is not None and g is not None:
                     t._store_grad(g)
-        input_grads = fn.backward(*grads)
-        if not retain_graph:
+        if fn.device == "cpu":
+            input_grads = fn.backward(*grads)
+        else:
+            with use_device(fn.device):
+                input_grads = fn.backward(*grads)
+        if not retain_graph and fn.saved is not None:  # ops that saved nothing can run again, as in PyTorch
             fn.saved = None
             fn.freed = True
-        for t, g in zip(fn.inputs, input_grads):
+        inputs = fn.inputs
+        if type(input_grads) is not tuple or len(input_grads) != len(inputs):
+            _bad_backward(fn, input_grads)
+        for t, g in zip(inputs, input_grads, strict=True):
             if g is None or not t.requires_grad:
                 continue
+            if isinstance(g, np.generic):
+                g = np.asarray(g)
             if anomaly:
-                _check_finite(fn.xp, g, "backward", fn)
+                _check_finite(g, "backward", fn)
             deliver(t, g)
-    for leaf, slots in leaves.values():
-        g, owned = slots[0]
+    for leaf, (g, owned) in leaves.values():
         leaf._store_grad(g, owned)
 
 
@@ -212,7 +240,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
 class GraphView:
     """What `walk_graph` returns: the tensors and ops that lead to the roots, and the edges between them.
 
-    Edges are (tensor, op) for an op's inputs, in argument order, and (op, tensor) for its outputs.
+    `tensors` and `ops` are in topological order (inputs before their users). Edges are
+    (tensor, op) for an op's inputs, in argument order, and (op, tensor) for its outputs.
     """
 
     tensors: list[Tensor] = field(default_factory=list)
@@ -224,7 +253,8 @@ def walk_graph(*roots: Tensor) -> GraphView:
     """List every tensor and op that leads to `roots`, inputs before their users, each once.
 
     This is the public way to read a graph (the renderer uses it): each op carries `.op` (its name),
-    `.scope` and `.inputs`; each tensor `.name`, `.scope`, `.tags`, `.is_leaf`, `.requires_grad`.
+    `.scope` and `.inputs`; each tensor `.name`, `.scope`, `.tags`, `.is_leaf`, `.requires_grad` and
+    `.grad_fn` (the op that made it). Only ops that recorded a graph (some input required grad) appear.
     """
     view = GraphView()
     seen_tensors: set[int] = set()
@@ -234,11 +264,11 @@ def walk_graph(*roots: Tensor) -> GraphView:
         t, expanded = stack.pop()
         ctx = t._ctx
         if expanded:
-            if ctx is not None and id(ctx) not in seen_ops:
-                seen_ops.add(id(ctx))
-                view.ops.append(ctx)
-                view.edges.extend((inp, ctx) for inp in ctx.inputs)
             if ctx is not None:
+                if id(ctx) not in seen_ops:
+                    seen_ops.add(id(ctx))
+                    view.ops.append(ctx)
+                    view.edges.extend((inp, ctx) for inp in ctx.inputs)
                 view.edges.append((ctx, t))
             view.tensors.append(t)
             continue
@@ -258,44 +288,61 @@ def retain_grads(*roots: Tensor) -> None:
             t.retain_grad()
 
 
-def apply(fn_class: type[Function], *inputs: Tensor, **params):
-    """Run one op: check devices, compute forward, and link a graph node when a gradient is needed."""
-    from .tensor import Tensor
+def _tensor_class():
+    from .tensor import Tensor  # tensor.py imports this module, so bind the class on first use
 
-    device = inputs[0].device
+    global _Tensor
+    _Tensor = Tensor
+    return Tensor
+
+
+_Tensor = None
+
+
+def apply(fn_class: type[Function], *inputs: Tensor, **params):
+    """Run one op on tensors of one device; link a graph node when grad mode is on and an input requires grad.
+
+    Returns a Tensor, or a tuple of Tensors when `forward` returns a tuple (multi-output ops).
+    This is the hot path of the engine: keep it lean (benchmarks/overhead.py times it).
+    """
+    first = inputs[0]
+    device = first.device
+    needs_grad = False
     for t in inputs:
         if t.device != device:
             raise RuntimeError(
                 f"{fn_class.__name__}: tensors are on different devices, {device!r} and {t.device!r}; "
-                "move them with .to(device) first"
+                "move them to one device with .to(device) first"
             )
+        if t.requires_grad:
+            needs_grad = True
     fn = fn_class.__new__(fn_class)
     fn.device = device
-    fn.xp = inputs[0]._xp
+    fn.xp = first._xp
+    fn.scope = _State.scope
+    fn.saved = None
     if device == "cpu":
         out = fn.forward(*[t.data for t in inputs], **params)
     else:
-        from .backend import use_device
-
         with use_device(device):
             out = fn.forward(*[t.data for t in inputs], **params)
-    needs_grad = _State.grad_enabled and any(t.requires_grad for t in inputs)
-    if needs_grad:
+    ctx = None
+    if needs_grad and _State.grad_enabled:
+        ctx = fn
         fn.inputs = inputs
-        fn.needs_grad = tuple(t.requires_grad for t in inputs)
-        fn.scope = _State.scope
+        fn.needs_grad = tuple([t.requires_grad for t in inputs])
         fn.freed = False
-        fn.grad_out = None
-    else:
-        fn.scope = _State.scope
-        fn.saved = None
-    if not isinstance(out, tuple):
-        out = as_array(out)
+    make = (_Tensor or _tensor_class())._make
+    device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
+    if type(out) is not tuple:
+        fn.num_outputs = 1
+        if isinstance(out, np.generic):
+            out = np.asarray(out)
         if _State.detect_anomaly:
-            _check_finite(fn.xp, out, "forward", fn)
-        return Tensor._make(out, device, fn if needs_grad else None, 0)
+            _check_finite(out, "forward", fn)
+        return make(out, device, ctx, 0)
     fn.num_outputs = len(out)
     if _State.detect_anomaly:
         for o in out:
-            _check_finite(fn.xp, o, "forward", fn)
-    return tuple(Tensor._make(o, device, fn if needs_grad else None, i) for i, o in enumerate(out))
+            _check_finite(o, "forward", fn)
+    return tuple(make(as_array(o), device, ctx, i) for i, o in enumerate(out))

@@ -1,12 +1,16 @@
 """The primitive ops: one small `Function` per op, forward and backward side by side.
 
 Every op reaches its arrays through `self.xp` (NumPy or CuPy), so the same code runs on both.
-Gradients are reduced back to each input's shape with `unbroadcast` and keep the input's dtype.
+Gradients are reduced back to each input's shape with `unbroadcast` and keep the input's dtype
+(constants are made in the tensor's dtype, so NumPy never promotes float32 to float64).
+Arrays that `backward` needs live in `self.saved`, which the backward walk frees.
 """
 
 from __future__ import annotations
 
-from .backend import move, scatter_add
+import numpy as np
+
+from .backend import move
 from .graph import Function
 
 
@@ -23,21 +27,34 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     return grad
 
 
-def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes, checked."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
-    return tuple(sorted(a % max(ndim, 1) for a in axes))
+        if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
+    if ndim == 0:
+        return ()  # a 0-d tensor accepts axis 0 or -1, as PyTorch; there is nothing to reduce
+    normalized = tuple(sorted(int(a) % ndim for a in axes))
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"axis {axis!r} names an axis twice")
+    return normalized
 
 
-def _expand_reduced(xp, grad, shape, axes, keepdims):
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a reduction over `axes` has with keepdims=True."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _expand_reduced(xp, grad, shape: tuple[int, ...], kept_shape: tuple[int, ...]):
     """Bring a reduction's gradient back to the input's shape (a broadcast view, not a copy)."""
-    if not keepdims:
-        grad = xp.expand_dims(grad, axes) if axes else grad
-    return xp.broadcast_to(grad, shape)
+    return xp.broadcast_to(grad.reshape(kept_shape), shape)
+
+
+def _drop_axes(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
 # ---------------------------------------------------------------- elementwise binary
@@ -49,7 +66,10 @@ class Add(Function):
         return a + b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(g, self.shapes[1])
+        return (
+            unbroadcast(g, self.shapes[0]) if self.needs_grad[0] else None,
+            unbroadcast(g, self.shapes[1]) if self.needs_grad[1] else None,
+        )
 
 
 class Sub(Function):
@@ -58,7 +78,10 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return unbroadcast(g, self.shapes[0]), unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None
+        return (
+            unbroadcast(g, self.shapes[0]) if self.needs_grad[0] else None,
+            unbroadcast(-g, self.shapes[1]) if self.needs_grad[1] else None,
+        )
 
 
 class Mul(Function):
@@ -89,6 +112,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    """a ** b. As PyTorch, d/db is taken as 0 where a == 0 and is NaN where a < 0 (log of a negative)."""
+
     def forward(self, a, b):
         out = a**b
         self.saved = (a, b, out)
@@ -101,8 +126,8 @@ class Pow(Function):
         if self.needs_grad[0]:
             ga = unbroadcast(g * b * a ** (b - 1), a.shape)
         if self.needs_grad[1]:
-            safe_log = xp.log(xp.where(a > 0, a, 1))  # d(a^b)/db = a^b log a, taken as 0 where a <= 0
-            gb = unbroadcast(g * out * safe_log, b.shape)
+            log_a = xp.where(a < 0, xp.nan, xp.log(xp.where(a > 0, a, 1)))
+            gb = unbroadcast(g * out * log_a, b.shape)
         return ga, gb
 
 
@@ -115,18 +140,20 @@ class Maximum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, (a > b) * 1.0).astype(g.dtype, copy=False)
+        share = self.xp.where(a == b, 0.5, a > b).astype(g.dtype, copy=False)
         return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
 
 
 class Minimum(Function):
+    """Elementwise min; ties share the gradient as in `Maximum`."""
+
     def forward(self, a, b):
         self.saved = (a, b)
         return self.xp.minimum(a, b)
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, (a < b) * 1.0).astype(g.dtype, copy=False)
+        share = self.xp.where(a == b, 0.5, a < b).astype(g.dtype, copy=False)
         return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
 
 
@@ -134,16 +161,16 @@ class Where(Function):
     """`cond ? a : b`; `cond` is a bool tensor that takes no gradient."""
 
     def forward(self, cond, a, b):
-        self.saved = (cond, a.shape, b.shape)
+        self.saved = cond
+        self.shapes = (a.shape, b.shape)
         return self.xp.where(cond, a, b)
 
     def backward(self, g):
-        cond, a_shape, b_shape = self.saved
-        zero = self.xp.zeros((), dtype=g.dtype)
+        cond, zero = self.saved, self.xp.zeros((), dtype=g.dtype)
         return (
             None,
-            unbroadcast(self.xp.where(cond, g, zero), a_shape) if self.needs_grad[1] else None,
-            unbroadcast(self.xp.where(cond, zero, g), b_shape) if self.needs_grad[2] else None,
+            unbroadcast(self.xp.where(cond, g, zero), self.shapes[0]) if self.needs_grad[1] else None,
+            unbroadcast(self.xp.where(cond, zero, g), self.shapes[1]) if self.needs_grad[2] else None,
         )
 
 
@@ -237,7 +264,7 @@ class Sigmoid(Function):
 class Relu(Function):
     def forward(self, a):
         self.saved = a > 0
-        return a * self.saved
+        return self.xp.maximum(a, 0)  # not a * mask, which gives -0.0 for negative inputs
 
     def backward(self, g):
         return (g * self.saved,)
@@ -253,17 +280,16 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included)."""
+    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included), as PyTorch."""
 
     def forward(self, a, low=None, high=None):
-        xp = self.xp
-        inside = xp.ones(a.shape, dtype=bool)
+        inside = True
         if low is not None:
-            inside &= a >= low
+            inside = inside & (a >= low)
         if high is not None:
-            inside &= a <= high
+            inside = inside & (a <= high)
         self.saved = inside
-        return xp.clip(a, low, high).astype(a.dtype, copy=False)
+        return self.xp.clip(a, low, high).astype(a.dtype, copy=False)
 
     def backward(self, g):
         return (g * self.saved,)
@@ -283,7 +309,7 @@ class ToDevice(Function):
 
     def forward(self, a, device=None):
         self.in_device = self.device
-        self.device = device
+        self.device = device  # the outputs live on the target device
         return move(a, device)
 
     def backward(self, g):
@@ -295,33 +321,30 @@ class ToDevice(Function):
 
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
-        self.in_shape = a.shape
-        self.axes = _normalize_axes(axis, a.ndim)
-        self.keepdims = keepdims
-        return a.sum(axis=self.axes, keepdims=keepdims)
+        axes = normalize_axes(axis, a.ndim)
+        self.shapes = (a.shape, _kept_shape(a.shape, axes))
+        return a.sum(axis=axes, keepdims=keepdims)
 
     def backward(self, g):
-        return (_expand_reduced(self.xp, g, self.in_shape, self.axes, self.keepdims),)
+        return (_expand_reduced(self.xp, g, *self.shapes),)
 
 
 class Max(Function):
     """Max over axes; tied maxima share the gradient evenly (as PyTorch's amax)."""
 
     def forward(self, a, axis=None, keepdims=False, minimum=False):
-        self.axes = _normalize_axes(axis, a.ndim)
-        if a.size == 0:
-            raise ValueError(f"{'min' if minimum else 'max'} of an empty tensor of shape {a.shape} has no value")
-        reduce = a.min if minimum else a.max
-        kept = reduce(axis=self.axes, keepdims=True)
+        self.axes = normalize_axes(axis, a.ndim)
+        if any(a.shape[i] == 0 for i in self.axes):
+            raise ValueError(f"{'min' if minimum else 'max'} over an empty axis of shape {a.shape} has no value")
+        kept = a.min(axis=self.axes, keepdims=True) if minimum else a.max(axis=self.axes, keepdims=True)
         self.saved = (a, kept)
-        self.keepdims = keepdims
-        return kept if keepdims else kept.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+        return kept if keepdims else kept.reshape(_drop_axes(a.shape, self.axes))
 
     def backward(self, g):
         a, kept = self.saved
         hit = a == kept
-        share = hit / hit.sum(axis=self.axes, keepdims=True)
-        return (_expand_reduced(self.xp, g, a.shape, self.axes, self.keepdims) * share.astype(g.dtype, copy=False),)
+        share = (hit / hit.sum(axis=self.axes, keepdims=True)).astype(g.dtype, copy=False)
+        return (_expand_reduced(self.xp, g, a.shape, kept.shape) * share,)
 
 
 class Min(Max):
@@ -334,17 +357,16 @@ class LogSumExp(Function):
 
     def forward(self, a, axis=None, keepdims=False):
         xp = self.xp
-        self.axes = _normalize_axes(axis, a.ndim)
-        self.keepdims = keepdims
-        m = a.max(axis=self.axes, keepdims=True)
+        axes = normalize_axes(axis, a.ndim)
+        m = a.max(axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
-        out = xp.log(xp.exp(a - m).sum(axis=self.axes, keepdims=True)) + m
+        out = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
         self.saved = (a, out)
-        return out if keepdims else out.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+        return out if keepdims else out.reshape(_drop_axes(a.shape, axes))
 
     def backward(self, g):
         a, out = self.saved
-        return (_expand_reduced(self.xp, g, a.shape, self.axes, self.keepdims) * self.xp.exp(a - out),)
+        return (_expand_reduced(self.xp, g, a.shape, out.shape) * self.xp.exp(a - out),)
 
 
 class Softmax(Function):
@@ -387,12 +409,11 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, a, axes=None):
-        self.axes = axes
+        self.inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
         return self.xp.transpose(a, axes)
 
     def backward(self, g):
-        inverse = sorted(range(len(self.axes)), key=self.axes.__getitem__)
-        return (self.xp.transpose(g, inverse),)
+        return (self.xp.transpose(g, self.inverse),)
 
 
 class Expand(Function):
@@ -413,15 +434,16 @@ class Index(Function):
 
     def forward(self, a, index=None):
         self.in_shape = a.shape
-        self.index = index
+        self.saved = index
         return a[index]
 
     def backward(self, g):
+        index = self.saved
         full = self.xp.zeros(self.in_shape, dtype=g.dtype)
-        if _is_basic_index(self.index):
-            full[self.index] = g
+        if _is_basic_index(index):
+            full[index] = g
         else:
-            scatter_add(self.xp, full, self.index, g)
+            self.xp.add.at(full, index, g)  # a plain += would keep one of several repeated indices
         return (full,)
 
 
@@ -449,22 +471,23 @@ class Stack(Function):
 
 
 class Split(Function):
-    """One node with one output per piece; pieces that get no gradient count as zeros."""
+    """One node with one output per piece; pieces that got no gradient count as zeros."""
 
     def forward(self, a, sizes=None, axis=0):
         self.axis = axis
         self.in_shape = a.shape
         self.sizes = sizes
-        bounds = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
+        bounds = np.cumsum(sizes[:-1]).tolist()
         return tuple(self.xp.split(a, bounds, axis=axis))
 
     def backward(self, *grads):
         xp = self.xp
+        dtype = next(g for g in grads if g is not None).dtype
         pieces = []
-        for g, size in zip(grads, self.sizes):
+        for g, size in zip(grads, self.sizes, strict=True):
             if g is None:
                 shape = list(self.in_shape)
                 shape[self.axis] = size
-                g = xp.zeros(shape, dtype=next(x for x in grads if x is not None).dtype)
+                g = xp.zeros(shape, dtype=dtype)
             pieces.append(g)
         return (xp.concatenate(pieces, axis=self.axis),)

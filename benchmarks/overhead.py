@@ -1,0 +1,11 @@
+"""Time the engine's per-op overhead beside PyTorch: `python benchmarks/overhead.py --help`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from tinygrad_lstm.benchmarks.overhead import main  # noqa: E402
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The fused LSTM cell (`tl.fused_lstm_cell`): gradcheck, equal to the composed cell in values and every gradient."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tl
+from tinygrad_lstm import nn
+
+
+def _tensor(rng, shape, device, requires_grad=True):
+    return tl.Tensor(rng.standard_normal(shape), dtype=np.float64, device=device, requires_grad=requires_grad)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_cell_gradcheck(device, with_bias):
+    rng = np.random.default_rng(0)
+    batch, hidden = 2, 3
+    xw, h, c = (_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, hidden), (batch, hidden)))
+    w_hh = _tensor(rng, (4 * hidden, hidden), device)
+    inputs = [xw, h, c, w_hh] + ([_tensor(rng, (4 * hidden,), device)] if with_bias else [])
+    assert tl.gradcheck(lambda *args: tl.fused_lstm_cell(*args), inputs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("used", ["h", "c"])
+def test_fused_cell_gradcheck_one_output_used(device, used):
+    """backward gets None for the output nobody used; the other one must still give every gradient."""
+    rng = np.random.default_rng(1)
+    xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
+    index = 0 if used == "h" else 1
+    assert tl.gradcheck(lambda *args: tl.fused_lstm_cell(*args)[index], [xw, h, c, w_hh], atol=1e-7, rtol=1e-5)
+
+
+def test_fused_cell_matches_torch(device, torch):
+    rng = np.random.default_rng(2)
+    batch, inputs, hidden = 3, 4, 5
+    cell = torch.nn.LSTMCell(inputs, hidden).double()
+    x, h, c = (rng.standard_normal(s) for s in ((batch, inputs), (batch, hidden), (batch, hidden)))
+    tx, th, tc = (torch.tensor(a, requires_grad=True) for a in (x, h, c))
+    th_new, tc_new = cell(tx, (th, tc))
+    w_ih, w_hh, b_ih, b_hh = (tl.Tensor(p.detach().numpy(), device=device, requires_grad=True)
+                              for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
+    ox, oh, oc = (tl.Tensor(a, device=device, requires_grad=True) for a in (x, h, c))
+    h_new, c_new = tl.fused_lstm_cell(ox @ w_ih.T, oh, oc, w_hh, b_ih + b_hh)
+    np.testing.assert_allclose(h_new.numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(c_new.numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
+    gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+    (th_new * torch.tensor(gh) + tc_new * torch.tensor(gc)).sum().backward()
+    (h_new * tl.Tensor(gh, device=device) + c_new * tl.Tensor(gc, device=device)).sum().backward()
+    ours = (ox, oh, oc, w_ih, w_hh, b_ih, b_hh)
+    theirs = (tx, th, tc, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=0, atol=1e-12)
+
+
+def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
+    target.load_state_dict({name: p.numpy() for name, p in source.state_dict().items()})
+
+
+@pytest.mark.parametrize("num_layers, batch_first, bias, give_state",
+                         [(1, False, True, False), (1, False, True, True), (2, True, True, True),
+                          (2, False, False, False), (1, True, False, True)])
+def test_fused_lstm_equals_composed(device, num_layers, batch_first, bias, give_state):
+    """Same values and the same gradient for the input, the initial state and every weight."""
+    rng = np.random.default_rng(3)
+    steps, batch, inputs, hidden = 7, 3, 4, 5
+    tl.manual_seed(0)
+    fused = nn.LSTM(inputs, hidden, num_layers, bias=bias, batch_first=batch_first, dtype=np.float64, device=device)
+    composed = nn.LSTM(inputs, hidden, num_layers, bias=bias, batch_first=batch_first, fused=False,
+                       dtype=np.float64, device=device)
+    _copy_parameters(fused, composed)
+    x_shape = (batch, steps, inputs) if batch_first else (steps, batch, inputs)
+    x_data = rng.standard_normal(x_shape)
+    state_data = [rng.standard_normal((num_layers, batch, hidden)) for _ in range(2)]
+    upstream = [rng.standard_normal(s) for s in (x_shape[:2] + (hidden,), (num_layers, batch, hidden),
+                                                  (num_layers, batch, hidden))]
+    results = []
+    for model in (fused, composed):
+        x = tl.Tensor(x_data, device=device, requires_grad=True)
+        hx = tuple(tl.Tensor(s, device=device, requires_grad=True) for s in state_data) if give_state else None
+        output, (h_n, c_n) = model(x, hx)
+        loss = sum(((t * tl.Tensor(u, device=device)).sum() for t, u in zip((output, h_n, c_n), upstream, strict=True)),
+                   start=tl.zeros((), dtype=np.float64, device=device))
+        loss.backward()
+        grads = [x.grad] + ([s.grad for s in hx] if give_state else []) + [p.grad for p in model.parameters()]
+        results.append(([output, h_n, c_n], grads))
+    (values_f, grads_f), (values_c, grads_c) = results
+    assert len(grads_f) == len(grads_c) == 1 + 2 * give_state + (4 if bias else 2) * num_layers
+    for a, b in zip(values_f + grads_f, values_c + grads_c, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+def test_fused_cell_module_equals_composed(device):
+    rng = np.random.default_rng(4)
+    fused = nn.LSTMCell(3, 4, fused=True, dtype=np.float64, device=device)
+    composed = nn.LSTMCell(3, 4, dtype=np.float64, device=device)
+    _copy_parameters(fused, composed)
+    x_data = rng.standard_normal((5, 2, 3))
+    grads = []
+    for cell in (fused, composed):
+        h = c = None
+        x = tl.Tensor(x_data, device=device, requires_grad=True)
+        total = tl.zeros((), dtype=np.float64, device=device)
+        for t in range(5):
+            h, c = cell(x[t], None if h is None else (h, c))
+            total = total + (h * h).sum() + c.sum()
+        total.backward()
+        grads.append([total, x.grad] + [p.grad for p in cell.parameters()])
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+def test_overwrite_xw_only_when_asked(device):
+    rng = np.random.default_rng(5)
+    xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
+    before = xw.numpy().copy()
+    kept = tl.fused_lstm_cell(xw, h, c, w_hh)
+    np.testing.assert_array_equal(xw.numpy(), before)
+    scratch = tl.Tensor(before, device=device, requires_grad=True)
+    reused = tl.fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
+    assert not np.array_equal(scratch.numpy(), before)  # it now holds the gate activations
+    for a, b in zip(kept, reused, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_backward_twice_with_retain_graph(device):
+    rng = np.random.default_rng(6)
+    xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
+    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    loss = (h_new * c_new).sum()
+    loss.backward(retain_graph=True)
+    first = w_hh.grad.numpy().copy()
+    loss.backward()
+    np.testing.assert_allclose(w_hh.grad.numpy(), 2 * first, rtol=1e-12)
+
+
+def test_no_graph_under_no_grad(device):
+    rng = np.random.default_rng(7)
+    xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
+    with tl.no_grad():
+        h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    assert h_new.grad_fn is None and not c_new.requires_grad
+
+
+def test_float32_stays_float32(device):
+    xw, h, c = tl.randn(2, 8, device=device), tl.randn(2, 2, device=device), tl.randn(2, 2, device=device)
+    w_hh = tl.randn(8, 2, device=device, requires_grad=True)
+    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh, tl.randn(8, device=device))
+    (h_new.sum() + c_new.sum()).backward()
+    assert h_new.dtype == c_new.dtype == w_hh.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"xw": (2, 7)}, "xw has shape (2, 7), expected (B, 4H) = (B, 8)"),
+    ({"h_prev": (3, 2)}, "h_prev has shape (3, 2), expected (B, H) = (2, 2)"),
+    ({"c_prev": (2, 3)}, "c_prev has shape (2, 3), expected (B, H) = (2, 2)"),
+    ({"w_hh": (8, 3)}, "w_hh must have shape (4H, H), got (8, 3)"),
+    ({"bias": (4,)}, "bias has shape (4,), expected (4H,) = (8,)"),
+])
+def test_bad_shapes_are_named(bad, message):
+    shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2), "bias": (8,)} | bad
+    args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
+    with pytest.raises(ValueError) as error:
+        tl.fused_lstm_cell(**args)
+    assert message in str(error.value)
+
+
+def test_bad_dtype_is_named():
+    with pytest.raises(TypeError, match="h_prev has dtype float64 but w_hh has dtype float32"):
+        tl.fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))

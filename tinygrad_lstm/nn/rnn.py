@@ -1,0 +1,443 @@
+"""Recurrent layers as PyTorch lays them out: RNNCell, LSTMCell, GRUCell and the sequence modules RNN, LSTM, GRU.
+
+The cells are written to be read (and drawn): each gate of the LSTM is a line or two in its own name
+scope, the cell state is tagged "highway", and the layers wrap every time step in a "step t" scope, so
+the graph renderer draws one cluster per step with one cluster per gate inside. `nn.LSTM` trains
+through the fused cell (`tl.fused_lstm_cell`, one node per step) unless built with `fused=False`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+from ..tensor import Tensor, cat, fused_lstm_cell, name_scope, rand, stack, zeros
+from .module import Module, Parameter
+
+# ---------------------------------------------------------------- one time step, as functions of the weights
+
+
+def _affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return x @ weight.T if bias is None else x @ weight.T + bias
+
+
+def _pieces(t: Tensor | None, n: int) -> tuple:
+    """Split stacked per-gate rows into the gates (one Split node), or n Nones for a missing bias."""
+    return (None,) * n if t is None else t.chunk(n)
+
+
+def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+             nonlinearity: str = "tanh") -> Tensor:
+    """Elman RNN: h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) (or relu)."""
+    with name_scope("hidden state"):
+        pre = _affine(x, w_ih, b_ih) + _affine(h_prev, w_hh, b_hh)
+        h = pre.tanh() if nonlinearity == "tanh" else pre.relu()
+    h.name = "h"
+    return h
+
+
+def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+              b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """One LSTM step from primitive ops, gate by gate (PyTorch's layout: rows i, f, g, o)."""
+    w_ii, w_if, w_ig, w_io = w_ih.chunk(4)
+    w_hi, w_hf, w_hg, w_ho = w_hh.chunk(4)
+    b_ii, b_if, b_ig, b_io = _pieces(b_ih, 4)
+    b_hi, b_hf, b_hg, b_ho = _pieces(b_hh, 4)
+    c_prev.tag("highway")
+    with name_scope("forget gate"):  # how much of the old cell state to keep
+        f = (_affine(x, w_if, b_if) + _affine(h_prev, w_hf, b_hf)).sigmoid()
+    with name_scope("input gate"):  # how much of the candidate to write
+        i = (_affine(x, w_ii, b_ii) + _affine(h_prev, w_hi, b_hi)).sigmoid()
+    with name_scope("candidate"):  # what could be written
+        g = (_affine(x, w_ig, b_ig) + _affine(h_prev, w_hg, b_hg)).tanh()
+    with name_scope("cell state"):  # the highway: forget some, add some
+        c = f * c_prev + i * g
+    with name_scope("output gate"):  # what of the squashed cell state to show
+        o = (_affine(x, w_io, b_io) + _affine(h_prev, w_ho, b_ho)).sigmoid()
+        h = o * c.tanh()
+    c.tag("highway")
+    c.name, h.name = "c", "h"
+    return h, c
+
+
+def gru_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+             b_hh: Tensor | None) -> Tensor:
+    """One GRU step as PyTorch (rows r, z, n); the hidden state is the gated highway here."""
+    w_ir, w_iz, w_in = w_ih.chunk(3)
+    w_hr, w_hz, w_hn = w_hh.chunk(3)
+    b_ir, b_iz, b_in = _pieces(b_ih, 3)
+    b_hr, b_hz, b_hn = _pieces(b_hh, 3)
+    h_prev.tag("highway")
+    with name_scope("reset gate"):
+        r = (_affine(x, w_ir, b_ir) + _affine(h_prev, w_hr, b_hr)).sigmoid()
+    with name_scope("update gate"):
+        z = (_affine(x, w_iz, b_iz) + _affine(h_prev, w_hz, b_hz)).sigmoid()
+    with name_scope("candidate"):
+        n = (_affine(x, w_in, b_in) + r * _affine(h_prev, w_hn, b_hn)).tanh()
+    with name_scope("hidden state"):
+        h = (1 - z) * n + z * h_prev
+    h.tag("highway")
+    h.name = "h"
+    return h
+
+
+# ---------------------------------------------------------------- checks at the API boundary
+
+
+def _uniform(shape: tuple[int, ...], bound: float, dtype, device) -> Parameter:
+    """U(-bound, bound), PyTorch's initialisation of every recurrent parameter."""
+    return Parameter((rand(*shape, dtype=dtype, device=device) * 2 - 1) * bound)
+
+
+def _check_tensor(who: str, what: str, t, like: Tensor) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{who}: {what} must be a Tensor, got {type(t).__name__}")
+    if t.device != like.device:
+        raise RuntimeError(f"{who}: {what} is on {t.device!r} but the parameters are on {like.device!r}; "
+                           "move one of them with .to(device)")
+    if t.dtype != like.dtype:
+        raise TypeError(f"{who}: {what} has dtype {t.dtype} but the parameters have dtype {like.dtype}; "
+                        "convert with .to(dtype) (or the module with .double()/.float())")
+
+
+def _check_shape(who: str, what: str, t: Tensor, expected: tuple[int, ...], meaning: str) -> None:
+    if t.shape != expected:
+        raise ValueError(f"{who}: {what} has shape {t.shape}, expected {expected} {meaning}")
+
+
+def _check_features(who: str, x: Tensor, input_size: int, ranks: tuple[int, int], layout: str) -> None:
+    if x.ndim not in ranks:
+        raise ValueError(f"{who}: expected a {ranks[1]}-D input {layout} or a {ranks[0]}-D unbatched one, "
+                         f"got shape {x.shape}")
+    if x.shape[-1] != input_size:
+        raise ValueError(f"{who}: input has {x.shape[-1]} features (shape {x.shape}) but input_size is {input_size}")
+
+
+def _unbatched(t: Tensor) -> Tensor:
+    """Drop the batch axis of one (1, H) state, keeping its name and tags for the renderer."""
+    out = t.reshape(t.shape[1])
+    out.name = t.name
+    out.tags.update(t.tags)
+    return out
+
+
+def _named_zeros(name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    t = zeros(*shape, dtype=like.dtype, device=like.device)
+    t.name = name
+    return t
+
+
+def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The metadata the renderer reads: the new cell state is on the highway; both outputs are named."""
+    c.tag("highway")
+    c.name, h.name = "c", "h"
+    return h, c
+
+
+# ---------------------------------------------------------------- cells
+
+
+class _Cell(Module):
+    """Shared parameters and checks of the one-step cells; `gates` is how many row blocks the weights stack."""
+
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device: str | None = None):
+        super().__init__()
+        _check_sizes(type(self).__name__, input_size, hidden_size, 1, bias)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        bound = 1 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        self.weight_ih = _uniform((rows, input_size), bound, dtype, device)
+        self.weight_hh = _uniform((rows, hidden_size), bound, dtype, device)
+        self.register_parameter("bias_ih", _uniform((rows,), bound, dtype, device) if bias else None)
+        self.register_parameter("bias_hh", _uniform((rows,), bound, dtype, device) if bias else None)
+
+    def _weights(self) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
+    def _batched(self, x: Tensor) -> tuple[Tensor, bool]:
+        """Check x, and give it a batch axis if it has none (returns whether it had one)."""
+        who = type(self).__name__
+        _check_tensor(who, "input", x, self.weight_ih)
+        _check_features(who, x, self.input_size, (1, 2), "(batch, input_size)")
+        return (x, True) if x.ndim == 2 else (x.reshape(1, -1), False)
+
+    def _state(self, state: Tensor | None, what: str, x: Tensor, batched: bool) -> Tensor:
+        """The given state with a batch axis, or zeros named `what` + "0" (h0, c0) when it is None."""
+        batch, hidden = x.shape[0], self.hidden_size
+        if state is None:
+            return _named_zeros(what + "0", (batch, hidden), x)
+        who = type(self).__name__
+        _check_tensor(who, f"state {what}", state, self.weight_hh)
+        if batched:
+            _check_shape(who, f"state {what}", state, (batch, hidden), f"(batch {batch}, hidden_size {hidden})")
+            return state
+        _check_shape(who, f"state {what}", state, (hidden,), f"(hidden_size {hidden}) for an unbatched input")
+        return state.reshape(1, hidden)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(_Cell):
+    """Elman cell: h = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu). forward(x, h=None) -> h."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 dtype=None, device: str | None = None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, device=device)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        x, batched = self._batched(x)
+        h = rnn_step(x, self._state(h, "h", x, batched), *self._weights(), self.nonlinearity)
+        return h if batched else _unbatched(h)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+
+
+class LSTMCell(_Cell):
+    """Long short-term memory cell. forward(x, hx=None) -> (h, c); hx = (h, c), None means zeros.
+
+    fused=True runs the step as one node (`tl.fused_lstm_cell`): same values and gradients, faster,
+    but the graph shows one box instead of the gates.
+    """
+
+    gates = 4
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, dtype=None, device: str | None = None,
+                 fused: bool = False):
+        super().__init__(input_size, hidden_size, bias, dtype=dtype, device=device)
+        self.fused = fused
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        x, batched = self._batched(x)
+        h, c = _state_pair(type(self).__name__, hx)
+        h, c = self._state(h, "h", x, batched), self._state(c, "c", x, batched)
+        step = fused_lstm_step if self.fused else lstm_step
+        h, c = step(x, h, c, *self._weights())
+        return (h, c) if batched else (_unbatched(h), _unbatched(c))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", fused=True" if self.fused else "")
+
+
+class GRUCell(_Cell):
+    """Gated recurrent unit (PyTorch's rows r, z, n). forward(x, h=None) -> h."""
+
+    gates = 3
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        x, batched = self._batched(x)
+        h = gru_step(x, self._state(h, "h", x, batched), *self._weights())
+        return h if batched else _unbatched(h)
+
+
+def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                    b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """`lstm_step` as one fused node (plus the input projection)."""
+    c_prev.tag("highway")
+    bias = None if b_ih is None else b_ih + b_hh
+    return _mark_lstm_state(*fused_lstm_cell(x @ w_ih.T, h_prev, c_prev, w_hh, bias, overwrite_xw=True))
+
+
+def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
+    if hx is None:
+        return None, None
+    if not isinstance(hx, tuple | list) or len(hx) != 2:
+        raise TypeError(f"{who}: hx must be a tuple (h, c) of two Tensors, got {type(hx).__name__}")
+    return hx[0], hx[1]
+
+
+def _check_sizes(who: str, input_size: int, hidden_size: int, num_layers: int, bias) -> None:
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{who}: {name} must be a positive integer, got {value!r}")
+    if not isinstance(bias, bool):
+        raise TypeError(f"{who}: bias must be True or False, got {bias!r} (pass nonlinearity= by keyword)")
+
+
+# ---------------------------------------------------------------- sequence layers
+
+
+class _Recurrent(Module):
+    """A stack of recurrent layers over a sequence, with PyTorch's parameter names and shapes.
+
+    Subclasses say how many row blocks the weights stack (`gates`), how many state tensors a layer
+    carries (`state_names`) and what one step does (`_step`).
+    """
+
+    gates = 1
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, dtype=None, device: str | None = None):
+        super().__init__()
+        _check_sizes(type(self).__name__, input_size, hidden_size, num_layers, bias)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first = bias, batch_first
+        bound = 1 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        for k in range(num_layers):
+            columns = input_size if k == 0 else hidden_size
+            setattr(self, f"weight_ih_l{k}", _uniform((rows, columns), bound, dtype, device))
+            setattr(self, f"weight_hh_l{k}", _uniform((rows, hidden_size), bound, dtype, device))
+            self.register_parameter(f"bias_ih_l{k}", _uniform((rows,), bound, dtype, device) if bias else None)
+            self.register_parameter(f"bias_hh_l{k}", _uniform((rows,), bound, dtype, device) if bias else None)
+
+    def _weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        return tuple(getattr(self, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...], weights: tuple) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, hx=None):
+        """x: (seq_len, batch, input_size) ((batch, seq_len, input_size) if batch_first), or (seq_len, input_size).
+
+        Returns (output, h_n): output (seq_len, batch, hidden_size) (batch first if batch_first),
+        h_n (num_layers, batch, hidden_size); unbatched inputs give unbatched results.
+        """
+        who = type(self).__name__
+        _check_tensor(who, "input", x, self.weight_ih_l0)
+        layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
+        _check_features(who, x, self.input_size, (2, 3), layout)
+        batched = x.ndim == 3
+        if not batched:
+            steps, batch, rows = x.shape[0], 1, x
+        elif self.batch_first:
+            batch, steps = x.shape[:2]
+            rows = x.permute(1, 0, 2).reshape(-1, x.shape[2])
+        else:
+            steps, batch = x.shape[:2]
+            rows = x.reshape(-1, x.shape[2])
+        # rows is time-major, (seq_len * batch, features): step t is rows [t * batch, (t + 1) * batch)
+        if steps == 0:
+            raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
+        states = self._initial_states(hx, batch, batched, x)
+        finals = []
+        for k in range(self.num_layers):
+            with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
+                hs, final = self._layer(k, rows, states[k], batch)
+            finals.append(final)
+            rows = cat(hs) if k + 1 < self.num_layers else rows
+        output = stack(hs, axis=1 if self.batch_first else 0) if batched else cat(hs)
+        last = []
+        for j in range(len(self.state_names)):
+            s = stack([final[j] for final in finals])
+            last.append(s if batched else s.reshape(self.num_layers, self.hidden_size))
+        return output, self._pack(last)
+
+    def _pack(self, last: list[Tensor]):
+        return last[0]
+
+    def _layer(self, k: int, rows: Tensor, state: tuple[Tensor, ...], batch: int):
+        """Run layer k over all steps; returns the per-step outputs h_t and the final state."""
+        weights = self._weights(k)
+        hs = []
+        for t, x in enumerate(rows.split(batch)):
+            with name_scope(f"step {t}"):
+                state = self._step(x, state, weights)
+            hs.append(state[0])
+        return hs, state
+
+    def _initial_states(self, hx, batch: int, batched: bool, x: Tensor) -> list[tuple[Tensor, ...]]:
+        """Per layer, a tuple of (batch, hidden) states: slices of hx, or zeros named h0 (and c0)."""
+        who, layers, hidden = type(self).__name__, self.num_layers, self.hidden_size
+        given = self._unpack(hx)
+        per_state = []
+        for name, state in zip(self.state_names, given, strict=True):
+            if state is None:
+                per_state.append([_named_zeros(name + "0", (batch, hidden), x) for _ in range(layers)])
+                continue
+            _check_tensor(who, f"initial state {name}0", state, self.weight_hh_l0)
+            expected = (layers, batch, hidden) if batched else (layers, hidden)
+            meaning = (f"(num_layers {layers}, batch {batch}, hidden_size {hidden})" if batched
+                       else f"(num_layers {layers}, hidden_size {hidden}) for an unbatched input")
+            _check_shape(who, f"initial state {name}0", state, expected, meaning)
+            state = state if batched else state.reshape(layers, 1, hidden)
+            per_state.append([state[k] for k in range(layers)])
+        return list(zip(*per_state, strict=True))
+
+    def _unpack(self, hx) -> tuple:
+        return (hx,)
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if not self.bias:
+            parts.append("bias=False")
+        if self.batch_first:
+            parts.append("batch_first=True")
+        return ", ".join(parts)
+
+
+class RNN(_Recurrent):
+    """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, nonlinearity: str = "tanh", dtype=None, device: str | None = None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+        self.nonlinearity = nonlinearity
+
+    def _step(self, x, state, weights):
+        return (rnn_step(x, state[0], *weights, self.nonlinearity),)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+
+
+class GRU(_Recurrent):
+    """Multi-layer GRU. forward(x, hx=None) -> (output, h_n)."""
+
+    gates = 3
+
+    def _step(self, x, state, weights):
+        return (gru_step(x, state[0], *weights),)
+
+
+class LSTM(_Recurrent):
+    """Multi-layer LSTM. forward(x, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), None means zeros.
+
+    fused=True (the default) trains through `tl.fused_lstm_cell`: the input projection of all steps in
+    one matmul, then one node per step. fused=False composes each step from primitive ops in name
+    scopes ("layer k/step t/forget gate", ...), for reading and drawing the graph.
+    """
+
+    gates = 4
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, fused: bool = True, dtype=None, device: str | None = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+        self.fused = fused
+
+    def _step(self, x, state, weights):
+        return lstm_step(x, *state, *weights)
+
+    def _layer(self, k, rows, state, batch):
+        if not self.fused:
+            return super()._layer(k, rows, state, batch)
+        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+        bias = None if b_ih is None else b_ih + b_hh
+        h, c = state
+        c.tag("highway")
+        hs = []
+        for xw in (rows @ w_ih.T).split(batch):  # one matmul for every step's input projection, one split
+            h, c = _mark_lstm_state(*fused_lstm_cell(xw, h, c, w_hh, bias, overwrite_xw=True))
+            hs.append(h)
+        return hs, (h, c)
+
+    def _pack(self, last):
+        return last[0], last[1]
+
+    def _unpack(self, hx):
+        return _state_pair("LSTM", hx)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.fused else ", fused=False")

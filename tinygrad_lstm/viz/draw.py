@@ -1,0 +1,344 @@
+"""`draw_graph`: a computation graph as a Graphviz picture a learner can read.
+
+Ops and tensors become nodes, name scopes nested clusters (a time step, and the gates inside it), the
+highway (the path of a state tagged "highway") one bold straight line. An op and its one anonymous output
+share a node: the op's label carries that tensor's shape, gradient norm and values, and the edges leaving
+the op carry the tensor. Tensors with an identity (inputs, parameters, named or tagged tensors, the roots,
+the pieces of a split) get nodes of their own. Parameters are leaves, so each appears once however many
+steps use it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import graphviz
+import numpy as np
+
+from ..tensor import GraphView, Tensor, walk_graph
+from .folding import INDEXED_PART, RepeatedScope, find_repeated_scope, hidden_numbers
+from .highway import highway_path
+from .style import (
+    CLUSTER_FILLS,
+    EDGE_COLOR,
+    FONT,
+    GRAD_TEXT_COLOR,
+    HIGHWAY_COLOR,
+    KIND_STYLES,
+    MAX_SHOWN_VALUES,
+    PARAMETER_EDGE_COLOR,
+    SHAPE_COLOR,
+    STEP_FILL,
+    SYMBOLS,
+    VALUES_COLOR,
+    GradScale,
+    format_shape,
+    format_values,
+    html_label,
+    legend_label,
+    op_kind,
+)
+
+RANKDIRS = ("LR", "TB", "RL", "BT")
+
+
+@dataclass
+class _Node:
+    key: str
+    kind: str
+    title: str
+    scope: tuple[str, ...]
+    tooltip: str
+    tensor: Tensor | None = None  # the tensor whose shape, gradient and values the label shows
+    highway: bool = False
+    outputs: list[Tensor] = field(default_factory=list)  # an op's outputs (anonymous ones travel on its edges)
+    position: int | None = None  # for a folded node: the first repeat it stands in for
+
+
+@dataclass
+class _Edge:
+    tail: str
+    head: str
+    tensor: Tensor  # the tensor the edge carries
+    highway: bool = False
+
+
+@dataclass
+class _Picture:
+    nodes: dict[str, _Node] = field(default_factory=dict)  # in topological order
+    edges: list[_Edge] = field(default_factory=list)
+
+
+def draw_graph(*roots: Tensor, show_grad: bool = False, show_data: bool = False, rankdir: str = "LR",
+               fold: int | None = None) -> graphviz.Digraph:
+    """Draw the graph that leads to `roots` as a `graphviz.Digraph` (displays inline in Jupyter).
+
+    show_grad: each tensor's gradient norm in its label and edges coloured by it on a log scale (run
+    `tl.retain_grads(root)` before `root.backward()` so intermediates keep `.grad`).
+    show_data: the values of small tensors in their labels.
+    fold=k: keep the first and last k repeated scopes ("step 1", "step 2", ...) and elide the rest.
+    """
+    _check_arguments(roots, rankdir, fold)
+    view = walk_graph(*roots)
+    picture = _build(view, {id(r) for r in roots})
+    repeated = find_repeated_scope(n.scope for n in picture.nodes.values())
+    if fold is not None and repeated is not None:
+        picture = _fold(picture, repeated, fold)
+    scale, norms = None, {}
+    if show_grad:
+        norms = _grad_norms(picture)
+        if not norms:
+            raise ValueError("show_grad=True but no tensor in the graph has a .grad: call "
+                             "tl.retain_grads(root) and root.backward() before drawing")
+        scale = GradScale(list(norms.values()))
+    return _emit(picture, repeated, rankdir, scale, norms, show_data)
+
+
+def _check_arguments(roots: tuple, rankdir: str, fold: int | None) -> None:
+    if not roots:
+        raise ValueError("draw_graph needs at least one tensor to draw the graph of")
+    for root in roots:
+        if not isinstance(root, Tensor):
+            raise TypeError(f"draw_graph takes Tensors, got {type(root).__name__}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"rankdir must be one of {RANKDIRS}, got {rankdir!r}")
+    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
+        raise ValueError(f"fold must be None or a positive number of steps to keep at each end, got {fold!r}")
+
+
+def _scope(path: str) -> tuple[str, ...]:
+    return tuple(path.split("/")) if path else ()
+
+
+def _tensor_kind(t: Tensor, is_root: bool) -> str:
+    if is_root:
+        return "output"
+    if t.is_leaf:
+        return "parameter" if t.requires_grad else "input"
+    return "tensor"
+
+
+def _build(view: GraphView, root_ids: set[int]) -> _Picture:
+    """Nodes and edges from the graph: merge each op with its one anonymous output, mark the highway."""
+    on_highway, highway_edges = highway_path(view)
+    producer = {id(b): a for a, b in view.edges if not isinstance(a, Tensor)}
+    op_keys = {id(op): f"op{i}" for i, op in enumerate(view.ops)}
+    picture, key_of = _Picture(), {}
+    for i, t in enumerate(view.tensors):
+        op = producer.get(id(t))
+        if op is not None and op_keys[id(op)] not in picture.nodes:
+            symbol = SYMBOLS.get(op.op)
+            picture.nodes[op_keys[id(op)]] = _Node(
+                op_keys[id(op)], op_kind(op.op), f"{op.op} {symbol}" if symbol else op.op, _scope(op.scope),
+                f"{op.op} in {op.scope or 'no scope'}", highway=id(op) in on_highway)
+        if op is not None:
+            picture.nodes[op_keys[id(op)]].outputs.append(t)
+        if t.is_leaf or id(t) in root_ids or t.name or t.tags:
+            kind = _tensor_kind(t, id(t) in root_ids)
+            key_of[id(t)] = f"t{i}"
+            picture.nodes[f"t{i}"] = _Node(
+                f"t{i}", kind, t.name or ("" if kind == "tensor" else kind), () if t.is_leaf else _scope(t.scope),
+                f"{t.name or kind} {format_shape(t.shape)}" + (f" in {t.scope}" if t.scope else ""),
+                tensor=t, highway=id(t) in on_highway)
+        else:
+            key_of[id(t)] = op_keys[id(op)]
+    for op in view.ops:  # an op with one anonymous output shows that tensor's gradient and values
+        node = picture.nodes[op_keys[id(op)]]
+        if len(node.outputs) == 1 and key_of[id(node.outputs[0])] == node.key:
+            node.tensor = node.outputs[0]
+    for a, b in view.edges:
+        if isinstance(a, Tensor):
+            picture.edges.append(_Edge(key_of[id(a)], op_keys[id(b)], a, (id(a), id(b)) in highway_edges))
+        elif key_of[id(b)] != op_keys[id(a)]:
+            picture.edges.append(_Edge(op_keys[id(a)], key_of[id(b)], b, (id(a), id(b)) in highway_edges))
+    return picture
+
+
+def _fold(picture: _Picture, repeated: RepeatedScope, keep: int) -> _Picture:
+    """Replace the middle repeats by one elided node per enclosing scope, keeping the edges across."""
+    hidden = hidden_numbers(repeated, keep)
+    if not hidden:
+        return picture
+    group = {key: n.scope[: repeated.depth] if n.kind != "output" and repeated.number_of(n.scope) in hidden else None
+             for key, n in picture.nodes.items()}
+    heads = defaultdict(list)
+    for e in picture.edges:
+        heads[e.tail].append(e.head)
+    for key in reversed(picture.nodes):  # users first: absorb nodes that only feed elided steps (their inputs)
+        node = picture.nodes[key]
+        if (group[key] is None and node.kind != "output" and len(node.scope) <= repeated.depth and heads[key]
+                and all(group[h] is not None for h in heads[key])):
+            group[key] = group[heads[key][0]]
+    folded, elided_key, numbers = _Picture(), {}, defaultdict(set)
+    for key, node in picture.nodes.items():
+        prefix = group[key]
+        if prefix is None:
+            folded.nodes[key] = node
+            continue
+        if prefix not in elided_key:
+            elided_key[prefix] = f"elided{len(elided_key)}"
+            folded.nodes[elided_key[prefix]] = _Node(elided_key[prefix], "elided", "", prefix, "folded steps",
+                                                     position=min(hidden))
+        numbers[prefix].add(repeated.number_of(node.scope))
+        folded.nodes[elided_key[prefix]].highway |= node.highway
+    for prefix, key in elided_key.items():
+        folded.nodes[key].title = repeated.label(len(numbers[prefix] - {None}))
+    merged: dict[tuple[str, str], _Edge] = {}
+    for e in picture.edges:
+        tail = elided_key[group[e.tail]] if group[e.tail] is not None else e.tail
+        head = elided_key[group[e.head]] if group[e.head] is not None else e.head
+        if tail == head:
+            continue
+        if tail == e.tail and head == e.head:
+            folded.edges.append(e)
+        elif (tail, head) in merged:
+            merged[(tail, head)].highway |= e.highway
+        else:
+            merged[(tail, head)] = _Edge(tail, head, e.tensor, e.highway)
+            folded.edges.append(merged[(tail, head)])
+    return folded
+
+
+def _step_order(picture: _Picture, repeated: RepeatedScope | None) -> list[tuple[str, str]]:
+    """Invisible edges from the ends of each repeat to the starts of the next, so steps line up in order.
+
+    A step's weight views (split, transpose) do not depend on the step before; without these edges dot
+    ranks them early and stacks the steps diagonally instead of side by side.
+    """
+    if repeated is None:
+        return []
+    units = defaultdict(list)
+    for key, node in picture.nodes.items():
+        number = node.position if node.kind == "elided" else repeated.number_of(node.scope)
+        if number is not None:
+            units[(node.scope[: repeated.depth], number)].append(key)
+    unit_of = {key: unit for unit, keys in units.items() for key in keys}
+    fed_inside, feeds_inside = set(), set()
+    for e in picture.edges:
+        if e.tail in unit_of and unit_of.get(e.head) == unit_of[e.tail]:
+            feeds_inside.add(e.tail)
+            fed_inside.add(e.head)
+    ordered = sorted(units)
+    edges = []
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if before[0] == after[0]:
+            ends = [key for key in units[before] if key not in feeds_inside]
+            starts = [key for key in units[after] if key not in fed_inside]
+            edges.extend((a, b) for a in ends for b in starts)
+    return edges
+
+
+def _grad_norms(picture: _Picture) -> dict[int, float]:
+    """id(tensor) -> the norm of its gradient, for every drawn tensor that has one."""
+    tensors = [n.tensor for n in picture.nodes.values() if n.tensor is not None] + [e.tensor for e in picture.edges]
+    norms = {}
+    for t in tensors:
+        if t.grad is not None and id(t) not in norms:
+            norms[id(t)] = float(np.linalg.norm(t.grad.numpy().astype(np.float64).ravel()))
+    return norms
+
+
+def _label(node: _Node, norms: dict[int, float], show_grad: bool, show_data: bool) -> str:
+    """Title, shape, and on request the gradient norm and the values of the tensor the node shows."""
+    t, lines = node.tensor, []
+    if t is not None:
+        lines.append((format_shape(t.shape), SHAPE_COLOR))
+        if show_grad:
+            norm = norms.get(id(t))
+            lines.append(("no grad" if norm is None else f"grad {norm:.2e}", GRAD_TEXT_COLOR))
+        if show_data and t.size <= MAX_SHOWN_VALUES:
+            lines.append((format_values(t.numpy()), VALUES_COLOR))
+    elif node.outputs:  # an op whose outputs have nodes of their own, or a split into pieces
+        shapes = [format_shape(piece.shape) for piece in node.outputs]
+        summary = f"{len(shapes)} × {shapes[0]}" if len(shapes) > 1 and len(set(shapes)) == 1 else ", ".join(shapes)
+        lines.append((summary, SHAPE_COLOR))
+    if not node.title and lines:  # an anonymous tensor: its shape is its title
+        return html_label(lines[0][0], lines[1:], bold=False)
+    return html_label(node.title, lines)
+
+
+def _highway_groups(picture: _Picture) -> dict[str, str]:
+    """Each connected stretch of highway gets its own Graphviz `group`, so dot lays it out straight."""
+    parent = {key: key for key, n in picture.nodes.items() if n.highway}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for e in picture.edges:
+        if e.highway and e.tail in parent and e.head in parent:
+            parent[find(e.tail)] = find(e.head)
+    roots = {}
+    return {key: roots.setdefault(find(key), f"highway{len(roots)}") for key in parent}
+
+
+def _placement(node: _Node, repeated: RepeatedScope | None) -> tuple[str, ...]:
+    """The cluster a node is drawn in: its scope, except that the highway runs in one lane beside the steps.
+
+    Graphviz routes an edge around, never through, a cluster it does not belong to, so a highway whose
+    nodes sat inside the step boxes would bend at every step; lifted out, it is one straight line.
+    """
+    if node.highway and repeated is not None and repeated.number_of(node.scope) is not None:
+        return node.scope[: repeated.depth]
+    return node.scope
+
+
+def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale: GradScale | None,
+          norms: dict[int, float], show_data: bool) -> graphviz.Digraph:
+    graph = graphviz.Digraph(
+        "computation_graph",
+        # concentrate bundles the edges a parameter sends to every step into one trunk
+        graph_attr={"rankdir": rankdir, "fontname": FONT, "newrank": "true", "concentrate": "true",
+                    "nodesep": "0.2", "ranksep": "0.25"},
+        node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.06,0.03"},
+        edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6"},
+    )
+    groups = _highway_groups(picture)
+    members, children = defaultdict(list), defaultdict(list)
+    for node in picture.nodes.values():
+        scope = _placement(node, repeated)
+        members[scope].append(node)
+        for depth in range(1, len(scope) + 1):
+            if scope[:depth] not in children[scope[: depth - 1]]:
+                children[scope[: depth - 1]].append(scope[:depth])
+    fills: dict[str, str] = {}
+
+    def add_nodes(container: graphviz.Digraph, path: tuple[str, ...]) -> None:
+        for node in members[path]:
+            attrs = dict(KIND_STYLES[node.kind], tooltip=node.tooltip)
+            if node.highway:
+                attrs.update({"class": "highway", "color": HIGHWAY_COLOR, "penwidth": "3",
+                              "group": groups[node.key], "fontcolor": HIGHWAY_COLOR})
+            container.node(node.key, _label(node, norms, scale is not None, show_data), **attrs)
+        for child in children[path]:
+            name = child[-1]
+            indexed = INDEXED_PART.match(name) is not None
+            fill = STEP_FILL if indexed else fills.setdefault(name, CLUSTER_FILLS[len(fills) % len(CLUSTER_FILLS)])
+            with container.subgraph(name="cluster_" + "/".join(child)) as sub:
+                sub.attr(label=name, style="rounded,filled", fillcolor=fill, color="#9e9e9e" if indexed else fill,
+                         fontsize="12" if indexed else "10", fontname=FONT, labeljust="l", margin="6")
+                add_nodes(sub, child)
+
+    add_nodes(graph, ())
+    kinds = [k for k in KIND_STYLES if any(n.kind == k for n in picture.nodes.values())]
+    graph.node("legend", legend_label(kinds, bool(groups), scale), shape="plaintext", fontsize="9")
+    for e in picture.edges:
+        attrs = {}
+        if picture.nodes[e.tail].kind == "parameter":
+            # a parameter feeds every step: its edges stay faint (its gradient is in its label) and leave the
+            # ranks to the steps, so the parameters gather at one side instead of pulling the steps apart
+            attrs.update(constraint="false", weight="0", color=PARAMETER_EDGE_COLOR, penwidth="0.7")
+        elif scale is not None:
+            norm = norms.get(id(e.tensor))
+            attrs.update(color=scale.color(norm), penwidth=f"{scale.penwidth(norm):.2f}",
+                         tooltip="no grad" if norm is None else f"grad {norm:.2e}")
+        if e.highway:
+            attrs.update({"class": "highway", "weight": "100", "penwidth": "3.5"})
+            attrs.setdefault("color", HIGHWAY_COLOR)
+        graph.edge(e.tail, e.head, **attrs)
+    for tail, head in _step_order(picture, repeated):
+        graph.edge(tail, head, style="invis", weight="0")
+    return graph

@@ -1,0 +1,50 @@
+"""Repeated scopes ("step 1", "step 2", ...): found generically, kept in order, and folded when long.
+
+At some depth of the scope path, parts of the form "<word> <int>" with one word and many numbers are
+the repeats (time steps). The (depth, word) with the most numbers wins, so "layer 0/step 5" repeats by step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+INDEXED_PART = re.compile(r"^(.*\S)\s+(\d+)$")
+
+
+@dataclass(frozen=True)
+class RepeatedScope:
+    """Scope parts `word <n>` at `depth`, for each n in `numbers`."""
+
+    depth: int
+    word: str
+    numbers: tuple[int, ...]
+
+    def number_of(self, scope: tuple[str, ...]) -> int | None:
+        """Which repeat `scope` lies in, or None when it lies outside them."""
+        if len(scope) <= self.depth:
+            return None
+        match = INDEXED_PART.match(scope[self.depth])
+        return int(match.group(2)) if match and match.group(1) == self.word else None
+
+    def label(self, count: int) -> str:
+        return f"... {count} {self.word}{'' if count == 1 else 's'} ..."
+
+
+def find_repeated_scope(scopes: Iterable[tuple[str, ...]]) -> RepeatedScope | None:
+    numbers: dict[tuple[int, str], set[int]] = {}
+    for scope in scopes:
+        for depth, part in enumerate(scope):
+            match = INDEXED_PART.match(part)
+            if match:
+                numbers.setdefault((depth, match.group(1)), set()).add(int(match.group(2)))
+    if not numbers:
+        return None
+    (depth, word), found = max(numbers.items(), key=lambda item: (len(item[1]), -item[0][0]))
+    return RepeatedScope(depth, word, tuple(sorted(found)))
+
+
+def hidden_numbers(repeated: RepeatedScope, keep: int) -> frozenset[int]:
+    """The repeats beyond the first and last `keep`: the ones a fold elides."""
+    return frozenset(repeated.numbers[keep:-keep]) if len(repeated.numbers) > 2 * keep else frozenset()

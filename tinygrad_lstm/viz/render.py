@@ -1,0 +1,64 @@
+"""`render`: write a drawn graph to SVG, PNG, PDF or DOT, with a helpful error when Graphviz is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import graphviz
+
+FORMATS = ("svg", "png", "pdf", "dot")
+INSTALL_HINT = (
+    "install Graphviz's `dot` program: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` "
+    "(macOS) or `conda install -c conda-forge graphviz`; then render again"
+)
+
+
+class GraphvizNotInstalledError(RuntimeError):
+    """Graphviz's `dot` program is missing: the DOT source was written instead."""
+
+
+def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str = "svg") -> str:  # noqa: A002
+    """Write `graph` to `path` as `format` ("svg", "png", "pdf" or "dot") and return the path written.
+
+    A path without a suffix gets ".<format>". Without Graphviz's `dot` program the DOT source is written
+    next to it (".dot") and `GraphvizNotInstalledError` says how to install Graphviz.
+    """
+    if not isinstance(graph, graphviz.Digraph):
+        raise TypeError(f"render takes the graphviz.Digraph from draw_graph, got {type(graph).__name__}")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    path = os.fspath(path)
+    if not os.path.splitext(path)[1]:
+        path = f"{path}.{format}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if format == "dot":
+        _write_atomically(path, graph.source.encode())
+        return path
+    try:
+        if shutil.which("dot") is None:
+            raise graphviz.ExecutableNotFound(["dot"])
+        image = graph.pipe(format=format)
+    except graphviz.ExecutableNotFound as exc:
+        source_path = os.path.splitext(path)[0] + ".dot"
+        _write_atomically(source_path, graph.source.encode())
+        raise GraphvizNotInstalledError(
+            f"cannot render {format.upper()}: Graphviz's `dot` program was not found; the graph's DOT source "
+            f"was written to {source_path}. To render pictures, {INSTALL_HINT}"
+        ) from exc
+    _write_atomically(path, image)
+    return path
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename, so a reader never sees half a picture."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
