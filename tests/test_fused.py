@@ -1,24 +1,34 @@
-"""The fused LSTM cell (`tl.fused_lstm_cell`): gradcheck, equal to the composed cell in values and every gradient."""
+"""The fused LSTM ops (`tl.fused_lstm_cell`, `fused_linear`): gradchecks, equal to the composed cell everywhere."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
+from tinygrad_lstm.tensor.fused import fused_linear
 
 
 def _tensor(rng, shape, device, requires_grad=True):
     return tl.Tensor(rng.standard_normal(shape), dtype=np.float64, device=device, requires_grad=requires_grad)
 
 
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_fused_cell_gradcheck(device, with_bias):
+def test_fused_cell_gradcheck(device):
     rng = np.random.default_rng(0)
     batch, hidden = 2, 3
-    xw, h, c = (_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, hidden), (batch, hidden)))
-    w_hh = _tensor(rng, (4 * hidden, hidden), device)
-    inputs = [xw, h, c, w_hh] + ([_tensor(rng, (4 * hidden,), device)] if with_bias else [])
-    assert tl.gradcheck(lambda *args: tl.fused_lstm_cell(*args), inputs, atol=1e-7, rtol=1e-5)
+    inputs = [_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, hidden), (batch, hidden),
+                                                  (4 * hidden, hidden))]
+    assert tl.gradcheck(tl.fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
+
+
+def test_fused_linear_gradcheck_and_values(device):
+    rng = np.random.default_rng(8)
+    x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
+    assert tl.gradcheck(fused_linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
+    np.testing.assert_allclose(fused_linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
+    with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
+        fused_linear(x, weight.T, bias)
 
 
 @pytest.mark.parametrize("used", ["h", "c"])
@@ -40,7 +50,7 @@ def test_fused_cell_matches_torch(device, torch):
     w_ih, w_hh, b_ih, b_hh = (tl.Tensor(p.detach().numpy(), device=device, requires_grad=True)
                               for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
     ox, oh, oc = (tl.Tensor(a, device=device, requires_grad=True) for a in (x, h, c))
-    h_new, c_new = tl.fused_lstm_cell(ox @ w_ih.T, oh, oc, w_hh, b_ih + b_hh)
+    h_new, c_new = tl.fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
     np.testing.assert_allclose(h_new.numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(c_new.numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
     gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
@@ -86,6 +96,25 @@ def test_fused_lstm_equals_composed(device, num_layers, batch_first, bias, give_
     (values_f, grads_f), (values_c, grads_c) = results
     assert len(grads_f) == len(grads_c) == 1 + 2 * give_state + (4 if bias else 2) * num_layers
     for a, b in zip(values_f + grads_f, values_c + grads_c, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.integers(1, 5), batch=st.integers(1, 4), inputs=st.integers(1, 4), hidden=st.integers(1, 6),
+       seed=st.integers(0, 2**16))
+def test_fused_equals_composed_for_random_shapes(steps, batch, inputs, hidden, seed):
+    rng = np.random.default_rng(seed)
+    fused = nn.LSTM(inputs, hidden, dtype=np.float64)
+    composed = nn.LSTM(inputs, hidden, fused=False, dtype=np.float64)
+    _copy_parameters(fused, composed)
+    x_data, upstream = rng.standard_normal((steps, batch, inputs)), rng.standard_normal((steps, batch, hidden))
+    results = []
+    for model in (fused, composed):
+        x = tl.Tensor(x_data, requires_grad=True)
+        output, _ = model(x)
+        (output * tl.Tensor(upstream)).sum().backward()
+        results.append([output, x.grad] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
 
 
@@ -144,7 +173,7 @@ def test_no_graph_under_no_grad(device):
 def test_float32_stays_float32(device):
     xw, h, c = tl.randn(2, 8, device=device), tl.randn(2, 2, device=device), tl.randn(2, 2, device=device)
     w_hh = tl.randn(8, 2, device=device, requires_grad=True)
-    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh, tl.randn(8, device=device))
+    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
     (h_new.sum() + c_new.sum()).backward()
     assert h_new.dtype == c_new.dtype == w_hh.grad.dtype == np.float32
 
@@ -154,10 +183,9 @@ def test_float32_stays_float32(device):
     ({"h_prev": (3, 2)}, "h_prev has shape (3, 2), expected (B, H) = (2, 2)"),
     ({"c_prev": (2, 3)}, "c_prev has shape (2, 3), expected (B, H) = (2, 2)"),
     ({"w_hh": (8, 3)}, "w_hh must have shape (4H, H), got (8, 3)"),
-    ({"bias": (4,)}, "bias has shape (4,), expected (4H,) = (8,)"),
 ])
 def test_bad_shapes_are_named(bad, message):
-    shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2), "bias": (8,)} | bad
+    shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2)} | bad
     args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
     with pytest.raises(ValueError) as error:
         tl.fused_lstm_cell(**args)
@@ -167,3 +195,43 @@ def test_bad_shapes_are_named(bad, message):
 def test_bad_dtype_is_named():
     with pytest.raises(TypeError, match="h_prev has dtype float64 but w_hh has dtype float32"):
         tl.fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))
+
+
+def test_layer_backward_twice_with_retain_graph(device):
+    """The gates live in the projection's memory (overwrite_xw): a second backward must still see them intact."""
+    lstm = nn.LSTM(3, 4, dtype=np.float64, device=device)
+    x = tl.Tensor(np.random.default_rng(9).standard_normal((5, 2, 3)), device=device, requires_grad=True)
+    output, (h_n, c_n) = lstm(x)
+    loss = (output * output).sum() + c_n.sum()
+    loss.backward(retain_graph=True)
+    first = [x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in lstm.parameters()]
+    loss.backward()
+    for a, t in zip(first, [x, *lstm.parameters()], strict=True):
+        np.testing.assert_allclose(t.grad.numpy(), 2 * a, rtol=1e-12)
+
+
+def test_benchmark_ceiling_computes_the_same_gradients():
+    """benchmarks/lstm.py compares against a hand-written LSTM: it must compute what nn.LSTM computes."""
+    from tinygrad_lstm.benchmarks.lstm import HandFusedLSTM
+
+    rng = np.random.default_rng(10)
+    lstm = nn.LSTM(3, 4, dtype=np.float64)
+    x = tl.Tensor(rng.standard_normal((6, 2, 3)), requires_grad=True)
+    output, _ = lstm(x)
+    output.sum().backward()
+    ceiling_output, grads = HandFusedLSTM(np, *(p.numpy() for p in lstm.parameters())).train_step(x.numpy())
+    np.testing.assert_allclose(ceiling_output, output.numpy(), atol=1e-13)
+    expected = {"x": x.grad, "weight_ih": lstm.weight_ih_l0.grad, "weight_hh": lstm.weight_hh_l0.grad,
+                "bias": lstm.bias_ih_l0.grad}
+    for name, grad in expected.items():
+        np.testing.assert_allclose(grads[name], grad.numpy(), atol=1e-12, err_msg=name)
+
+
+def test_benchmark_runs_and_prints_ratios(capsys):
+    from tinygrad_lstm.benchmarks.lstm import main
+
+    assert main(["--sizes", "2,3,4,5", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ours/ceiling" in out and "2,3,4,5" in out
+    with pytest.raises(SystemExit):
+        main(["--sizes", "2,3,4"])

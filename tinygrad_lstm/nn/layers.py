@@ -35,17 +35,24 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class Sigmoid(Module):
+class _ParameterFree(Module):
+    """A layer without parameters: it takes dtype=/device= like every constructor and has nothing to place."""
+
+    def __init__(self, dtype=None, device: str | None = None):
+        super().__init__()
+
+
+class Sigmoid(_ParameterFree):
     def forward(self, x: Tensor) -> Tensor:
         return x.sigmoid()
 
 
-class Tanh(Module):
+class Tanh(_ParameterFree):
     def forward(self, x: Tensor) -> Tensor:
         return x.tanh()
 
 
-class ReLU(Module):
+class ReLU(_ParameterFree):
     def forward(self, x: Tensor) -> Tensor:
         return x.relu()
 
@@ -53,12 +60,15 @@ class ReLU(Module):
 class Sequential(Module):
     """Modules applied in order, named "0", "1", ... (or by the keys of one dict argument)."""
 
-    def __init__(self, *modules: Module | Mapping[str, Module]):
+    def __init__(self, *modules: Module | Mapping[str, Module], dtype=None, device: str | None = None):
         super().__init__()
         named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], Mapping) else \
             ((str(i), m) for i, m in enumerate(modules))
         for name, module in named:
             self.add_module(name, module)
+        for target in (dtype, device):  # given, they move/cast the children as Module.to does
+            if target is not None:
+                self.to(target)
 
     def forward(self, x):
         for module in self._modules.values():
@@ -111,7 +121,7 @@ class Embedding(Module):
 class Dropout(Module):
     """Zero each element with probability p while training (scaling the rest by 1/(1-p)); identity in eval."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, dtype=None, device: str | None = None):
         super().__init__()
         F._check_probability(p)
         self.p = p

@@ -12,6 +12,7 @@ import contextlib
 import math
 
 from ..tensor import Tensor, cat, fused_lstm_cell, name_scope, rand, stack, zeros
+from ..tensor.fused import fused_linear
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
@@ -24,6 +25,13 @@ def _affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 def _pieces(t: Tensor | None, n: int) -> tuple:
     """Split stacked per-gate rows into the gates (one Split node), or n Nones for a missing bias."""
     return (None,) * n if t is None else t.chunk(n)
+
+
+def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The metadata the renderer reads: the new cell state is on the highway; both outputs are named."""
+    c.tag("highway")
+    c.name, h.name = "c", "h"
+    return h, c
 
 
 def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
@@ -55,9 +63,7 @@ def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Ten
     with name_scope("output gate"):  # what of the squashed cell state to show
         o = (_affine(x, w_io, b_io) + _affine(h_prev, w_ho, b_ho)).sigmoid()
         h = o * c.tanh()
-    c.tag("highway")
-    c.name, h.name = "c", "h"
-    return h, c
+    return _mark_lstm_state(h, c)
 
 
 def gru_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -81,7 +87,7 @@ def gru_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
     return h
 
 
-# ---------------------------------------------------------------- checks at the API boundary
+# ---------------------------------------------------------------- initialisation, checks at the API boundary, states
 
 
 def _uniform(shape: tuple[int, ...], bound: float, dtype, device) -> Parameter:
@@ -125,13 +131,6 @@ def _named_zeros(name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
     t = zeros(*shape, dtype=like.dtype, device=like.device)
     t.name = name
     return t
-
-
-def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """The metadata the renderer reads: the new cell state is on the highway; both outputs are named."""
-    c.tag("highway")
-    c.name, h.name = "c", "h"
-    return h, c
 
 
 # ---------------------------------------------------------------- cells
@@ -240,8 +239,13 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
                     b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     """`lstm_step` as one fused node (plus the input projection)."""
     c_prev.tag("highway")
-    bias = None if b_ih is None else b_ih + b_hh
-    return _mark_lstm_state(*fused_lstm_cell(x @ w_ih.T, h_prev, c_prev, w_hh, bias, overwrite_xw=True))
+    return _mark_lstm_state(*fused_lstm_cell(_projection(x, w_ih, b_ih, b_hh), h_prev, c_prev, w_hh,
+                                             overwrite_xw=True))
+
+
+def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
+    """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
+    return rows @ w_ih.T if b_ih is None else fused_linear(rows, w_ih, b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
@@ -322,7 +326,8 @@ class _Recurrent(Module):
             with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
                 hs, final = self._layer(k, rows, states[k], batch)
             finals.append(final)
-            rows = cat(hs) if k + 1 < self.num_layers else rows
+            if k + 1 < self.num_layers:
+                rows = cat(hs)  # the next layer's input: time-major rows again
         output = stack(hs, axis=1 if self.batch_first else 0) if batched else cat(hs)
         last = []
         for j in range(len(self.state_names)):
@@ -424,12 +429,11 @@ class LSTM(_Recurrent):
         if not self.fused:
             return super()._layer(k, rows, state, batch)
         w_ih, w_hh, b_ih, b_hh = self._weights(k)
-        bias = None if b_ih is None else b_ih + b_hh
         h, c = state
         c.tag("highway")
         hs = []
-        for xw in (rows @ w_ih.T).split(batch):  # one matmul for every step's input projection, one split
-            h, c = _mark_lstm_state(*fused_lstm_cell(xw, h, c, w_hh, bias, overwrite_xw=True))
+        for xw in _projection(rows, w_ih, b_ih, b_hh).split(batch):  # one projection for every step, one split
+            h, c = _mark_lstm_state(*fused_lstm_cell(xw, h, c, w_hh, overwrite_xw=True))
             hs.append(h)
         return hs, (h, c)
 

@@ -1,19 +1,22 @@
-"""The fused LSTM cell: one LSTM time step as ONE graph node with an analytic backward.
+"""Fused ops for the LSTM fast path: one LSTM time step as ONE graph node, and the input projection.
 
 The composed cell (`nn.LSTMCell(fused=False)`) builds about thirty small nodes per step, which is
-what you want to *see*; this op is what you want to *train* with. It takes the input projection
-already computed for the step, `xw = x @ W_ih.T (+ b_ih + b_hh)` of shape (B, 4H) with the gates in
-PyTorch's order i, f, g, o, and does the rest in one go:
+what you want to *see*; `fused_lstm_cell` is what you want to *train* with. It takes the input
+projection already computed for the step, `xw = x @ W_ih.T + b_ih + b_hh` of shape (B, 4H) with the
+gates in PyTorch's order i, f, g, o, and does the rest in one node with an analytic backward:
 
-    gates = xw (+ bias) + h_prev @ w_hh.T
+    gates = xw + h_prev @ w_hh.T
     i, f, o = sigmoid(...), g = tanh(...)
     c = f * c_prev + i * g
     h = o * tanh(c)
 
 It saves only the activated gates (B, 4H) and references to arrays that stay alive anyway
-(c_prev, c, h_prev, w_hh); tanh(c) is recomputed in backward. On NumPy the gate math is a handful
-of vectorized in-place calls; on CuPy it is one elementwise kernel forward and one backward (the
+(c_prev, c, h_prev, w_hh); tanh(c) is recomputed in backward. On NumPy the gate math is a dozen
+vectorized in-place calls; on CuPy it is one elementwise kernel forward and one backward (the
 matmuls stay cuBLAS matmuls), compiled on first use.
+
+`fused_linear(x, weight, bias)` is `x @ weight.T + bias` as one node: nn.LSTM computes every step's
+`xw` with it at once, and no bias-free copy of that (steps * B, 4H) array stays alive beside it.
 """
 
 from __future__ import annotations
@@ -27,29 +30,31 @@ from .tensor import Tensor
 
 
 @functools.lru_cache(maxsize=64)
-def _gate_constants(hidden_size: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _gate_constants(batch: int, hidden: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-column constants that let one tanh activate all four gates (NumPy path).
 
     sigmoid(z) = 0.5 * tanh(0.5 * z) + 0.5, so with `scale` = 0.5 on the i, f, o columns and 1 on the
     g columns, `tanh(z * scale) * scale + shift` is sigmoid or tanh per column. The derivative of
     either, written in its output a, is `a * (slope - a) + offset`: a(1 - a) for a sigmoid, 1 - a^2 for tanh.
+    They are full (batch, 4H) arrays because NumPy multiplies equal shapes faster than it broadcasts.
     """
-    is_sigmoid = np.ones((4, hidden_size), dtype=dtype)
-    is_sigmoid[2] = 0  # the candidate g is a tanh
-    is_sigmoid = is_sigmoid.reshape(-1)
+    is_sigmoid = np.ones((batch, 4, hidden), dtype=dtype)
+    is_sigmoid[:, 2] = 0  # the candidate g is a tanh
+    is_sigmoid = is_sigmoid.reshape(batch, 4 * hidden)
     scale = 1 - 0.5 * is_sigmoid
     shift = 0.5 * is_sigmoid
     offset = 1 - is_sigmoid
     return scale, shift, is_sigmoid, offset
 
 
-# CUDA: thread k handles column k % H of row k // H, i.e. the four gates of one hidden unit.
+# CUDA: loop index i is hidden unit i % H of batch row i / H; that unit's four gates sit at k, k + H,
+# k + 2H and k + 3H of the contiguous (B, 4H) gate array, with k = (i / H) * 4H + i % H.
 _CUDA_PREAMBLE = """
 template <typename T> __device__ T lstm_sigmoid(T z) { return (T)0.5 * tanh((T)0.5 * z) + (T)0.5; }
 """
 
 _CUDA_FORWARD = """
-    const ptrdiff_t k = i + 3 * (i / H) * H;  // index of gate i's column in the (B, 4H) row
+    const ptrdiff_t k = i + 3 * (i / H) * H;
     const T a_i = lstm_sigmoid(pre[k] + xw[k]);
     const T a_f = lstm_sigmoid(pre[k + H] + xw[k + H]);
     const T a_g = tanh(pre[k + 2 * H] + xw[k + 2 * H]);
@@ -92,132 +97,175 @@ def _cuda_kernels():
 
 
 class FusedLSTMCell(Function):
-    """One LSTM step (inputs xw, h_prev, c_prev, w_hh[, bias]; outputs h, c) as one node."""
+    """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
 
-    def forward(self, xw, h_prev, c_prev, w_hh, *bias, overwrite_xw=False):
-        xp = self.xp
-        hidden = c_prev.shape[1]
-        if xp is np:
-            gates = h_prev @ w_hh.T
-            if overwrite_xw:  # the caller's temporary becomes our gate buffer: one (B, 4H) array less
-                xw += gates
-                gates = xw
-            else:
-                gates += xw
-            if bias:
-                gates += bias[0]
-            scale, shift, _, _ = _gate_constants(hidden, gates.dtype)
-            gates *= scale
-            np.tanh(gates, out=gates)
-            gates *= scale
-            gates += shift
-            i, f, g, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-            c = f * c_prev
-            c += i * g
-            h = np.tanh(c)
-            h *= o
-        else:
-            pre = xp.matmul(h_prev, w_hh.T)
-            if bias:
-                pre += bias[0]
-            xw = xp.ascontiguousarray(xw)
-            gates = xw if overwrite_xw else pre  # each thread reads its four entries before writing them
-            c = xp.empty_like(c_prev)
-            h = xp.empty_like(c_prev)
-            _cuda_kernels()[0](pre, xw, xp.ascontiguousarray(c_prev), np.int32(hidden), gates, c, h)
+    def forward(self, xw, h_prev, c_prev, w_hh, overwrite_xw=False):
+        step = _forward_numpy if self.xp is np else _forward_cuda
+        gates, h, c = step(self.xp, xw, h_prev, c_prev, w_hh, overwrite_xw)
         self.saved = (gates, c_prev, c, h_prev, w_hh)
-        self.has_bias = bool(bias)
         return h, c
 
     def backward(self, gh, gc):
         gates, c_prev, c, h_prev, w_hh = self.saved
-        xp = self.xp
-        if xp is np:
-            dgates, dc_prev = self._gate_grads_numpy(gates, c_prev, c, gh, gc)
-        else:
-            zero = xp.zeros((), dtype=c.dtype)
-            dgates = xp.empty_like(gates)
-            dc_prev = xp.empty_like(c)
-            _cuda_kernels()[1](gates, c_prev, c, zero if gh is None else gh, zero if gc is None else gc,
-                               np.int32(c.shape[1]), dgates, dc_prev)
-        needs = self.needs_grad
-        grads = (
+        step = _backward_numpy if self.xp is np else _backward_cuda
+        dgates, dc_prev = step(self.xp, gates, c_prev, c, gh, gc)
+        needs, dot = self.needs_grad, self.xp.dot  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
+        return (
             dgates if needs[0] else None,
-            dgates @ w_hh if needs[1] else None,
+            dot(dgates, w_hh) if needs[1] else None,
             dc_prev if needs[2] else None,
-            dgates.T @ h_prev if needs[3] else None,
+            dot(dgates.T, h_prev) if needs[3] else None,
         )
-        if self.has_bias:
-            grads += (dgates.sum(axis=0) if needs[4] else None,)
-        return grads
-
-    @staticmethod
-    def _gate_grads_numpy(gates, c_prev, c, gh, gc):
-        """d(loss)/d(pre-activation gates) and d(loss)/d(c_prev), with as few temporaries as NumPy allows."""
-        hidden = c.shape[1]
-        i, f, g, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-        dgates = np.empty_like(gates)
-        di, df, dg, do = (dgates[:, k * hidden : (k + 1) * hidden] for k in range(4))
-        if gh is None:
-            do.fill(0)
-            dc = gc  # only read below
-        else:
-            tanh_c = np.tanh(c)
-            np.multiply(gh, tanh_c, out=do)
-            dc = tanh_c  # reuse: dc = gh * o * (1 - tanh(c)^2) (+ gc)
-            dc *= tanh_c
-            np.subtract(1, dc, out=dc)
-            dc *= o
-            dc *= gh
-            if gc is not None:
-                dc += gc
-        np.multiply(dc, g, out=di)
-        np.multiply(dc, c_prev, out=df)
-        np.multiply(dc, i, out=dg)
-        dc_prev = dc * f
-        _, _, slope, offset = _gate_constants(hidden, gates.dtype)
-        derivative = slope - gates
-        derivative *= gates
-        derivative += offset
-        dgates *= derivative
-        return dgates, dc_prev
 
 
-def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, bias: Tensor | None = None, *,
+def _forward_numpy(xp, xw, h_prev, c_prev, w_hh, overwrite_xw):
+    """Gate activations (B, 4H), h and c, in a dozen vectorized calls that reuse their buffers."""
+    gates = np.dot(h_prev, w_hh.T)
+    if overwrite_xw:  # the caller's temporary becomes our gate buffer: one (B, 4H) array less per step
+        xw += gates
+        gates = xw
+    else:
+        gates += xw
+    hidden = c_prev.shape[1]
+    scale, shift, _, _ = _gate_constants(gates.shape[0], hidden, gates.dtype)
+    gates *= scale
+    np.tanh(gates, out=gates)
+    gates *= scale
+    gates += shift
+    c = gates[:, hidden : 2 * hidden] * c_prev  # f * c_prev
+    c += gates[:, :hidden] * gates[:, 2 * hidden : 3 * hidden]  # + i * g
+    h = np.tanh(c)
+    h *= gates[:, 3 * hidden :]  # o * tanh(c)
+    return gates, h, c
+
+
+def _backward_numpy(xp, gates, c_prev, c, gh, gc):
+    """d(loss)/d(pre-activation gates) and d(loss)/d(c_prev); tanh(c) is recomputed rather than kept."""
+    hidden = c.shape[1]
+    i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
+    g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
+    dgates = np.empty_like(gates)
+    if gh is None:
+        dgates[:, 3 * hidden :] = 0
+        dc = gc  # only read below
+    else:
+        tanh_c = np.tanh(c)
+        np.multiply(gh, tanh_c, out=dgates[:, 3 * hidden :])  # d/do
+        dc = tanh_c  # reused: dc = gh * o * (1 - tanh(c)^2) (+ gc)
+        dc *= tanh_c
+        np.subtract(1, dc, out=dc)
+        dc *= o
+        dc *= gh
+        if gc is not None:
+            dc += gc
+    np.multiply(dc, g, out=dgates[:, :hidden])  # d/di
+    np.multiply(dc, c_prev, out=dgates[:, hidden : 2 * hidden])  # d/df
+    np.multiply(dc, i, out=dgates[:, 2 * hidden : 3 * hidden])  # d/dg
+    dc_prev = dc * f
+    _, _, slope, offset = _gate_constants(gates.shape[0], hidden, gates.dtype)
+    derivative = slope - gates  # through the activations: a (1 - a) for sigmoids, 1 - a^2 for tanh
+    derivative *= gates
+    derivative += offset
+    dgates *= derivative
+    return dgates, dc_prev
+
+
+def _forward_cuda(xp, xw, h_prev, c_prev, w_hh, overwrite_xw):
+    pre = xp.dot(h_prev, w_hh.T)
+    xw = xp.ascontiguousarray(xw)
+    gates = xw if overwrite_xw else pre  # each thread reads its four entries before it writes them
+    c = xp.empty_like(c_prev)
+    h = xp.empty_like(c_prev)
+    _cuda_kernels()[0](pre, xw, c_prev, np.int32(c_prev.shape[1]), gates, c, h)
+    return gates, h, c
+
+
+def _backward_cuda(xp, gates, c_prev, c, gh, gc):
+    zero = xp.zeros((), dtype=c.dtype)  # an output that got no gradient contributes zeros
+    dgates = xp.empty_like(gates)
+    dc_prev = xp.empty_like(c)
+    _cuda_kernels()[1](gates, c_prev, c, zero if gh is None else gh, zero if gc is None else gc,
+                       np.int32(c.shape[1]), dgates, dc_prev)
+    return dgates, dc_prev
+
+
+class Linear(Function):
+    """x @ weight.T + bias in one node (PyTorch's addmm), for 2-D x."""
+
+    def forward(self, x, weight, bias):
+        self.saved = (x, weight)
+        out = self.xp.dot(x, weight.T)
+        out += bias
+        return out
+
+    def backward(self, g):
+        x, weight = self.saved
+        needs, dot = self.needs_grad, self.xp.dot
+        return (
+            dot(g, weight) if needs[0] else None,
+            dot(g.T, x) if needs[1] else None,
+            g.sum(axis=0) if needs[2] else None,
+        )
+
+
+def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
                     overwrite_xw: bool = False) -> tuple[Tensor, Tensor]:
     """One LSTM step as one graph node: returns (h, c).
 
-    xw: (B, 4H), the input projection x @ W_ih.T, with the biases added here or passed as `bias`
-    (4H,) (then they are added inside, which saves a (B, 4H) array per step). h_prev, c_prev: (B, H).
-    w_hh: (4H, H). Gates in PyTorch's order i, f, g, o. Gradients flow to every input.
-    overwrite_xw=True lets the op keep its gate activations in xw's memory: pass it only when xw is a
-    temporary nothing else reads (nn.LSTM does so for its per-step pieces of the input projection).
+    xw: (B, 4H), the input projection x @ W_ih.T + b_ih + b_hh (see `fused_linear`). h_prev, c_prev:
+    (B, H). w_hh: (4H, H). Gates in PyTorch's order i, f, g, o. Gradients flow to all four inputs.
+    overwrite_xw=True lets the op keep its gate activations in xw's memory (one (B, 4H) array less
+    per step): pass it only when xw is a temporary that nothing else reads, as nn.LSTM's per-step
+    pieces of its input projection are (they then show the gates, not the projection, if drawn with data).
     """
-    _check_inputs(xw, h_prev, c_prev, w_hh, bias)
-    inputs = (xw, h_prev, c_prev, w_hh) if bias is None else (xw, h_prev, c_prev, w_hh, bias)
-    return apply(FusedLSTMCell, *inputs, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
+    if not _well_formed(xw, h_prev, c_prev, w_hh):
+        raise _input_error(xw, h_prev, c_prev, w_hh)
+    return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
 
 
-def _check_inputs(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, bias: Tensor | None) -> None:
-    """Name the offending tensor and both shapes, instead of failing inside a matmul."""
-    named = (("xw", xw), ("h_prev", h_prev), ("c_prev", c_prev), ("w_hh", w_hh), ("bias", bias))
+def fused_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """x @ weight.T + bias as one node, x (N, in_features), weight (out_features, in_features), bias (out_features,)."""
+    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"fused_linear: {name} must be a Tensor, got {type(t).__name__}")
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1] or bias.shape != weight.shape[:1]:
+        raise ValueError(f"fused_linear: shapes x {x.shape}, weight {weight.shape}, bias {bias.shape} do not fit "
+                         "x (N, in), weight (out, in), bias (out,)")
+    if not x.dtype == weight.dtype == bias.dtype:
+        raise TypeError(f"fused_linear: dtypes differ: x {x.dtype}, weight {weight.dtype}, bias {bias.dtype}")
+    return apply(Linear, x, weight, bias)
+
+
+def _well_formed(xw, h_prev, c_prev, w_hh) -> bool:
+    """The fast check, once per step: four Tensors whose shapes and dtypes agree."""
+    if not (isinstance(xw, Tensor) and isinstance(h_prev, Tensor) and isinstance(c_prev, Tensor)
+            and isinstance(w_hh, Tensor)):
+        return False
+    try:
+        batch, hidden, dtype = xw.shape[0], w_hh.shape[1], w_hh.dtype
+    except IndexError:  # a 0-d xw or a 1-d w_hh
+        return False
+    return (xw.shape == (batch, 4 * hidden) and h_prev.shape == c_prev.shape == (batch, hidden)
+            and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h_prev.dtype == c_prev.dtype == dtype)
+
+
+def _input_error(xw, h_prev, c_prev, w_hh) -> Exception:
+    """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
+    named = (("xw", xw), ("h_prev", h_prev), ("c_prev", c_prev), ("w_hh", w_hh))
     for name, t in named:
-        if t is not None and not isinstance(t, Tensor):
-            raise TypeError(f"fused_lstm_cell: {name} must be a Tensor, got {type(t).__name__}")
+        if not isinstance(t, Tensor):
+            return TypeError(f"fused_lstm_cell: {name} must be a Tensor, got {type(t).__name__}")
     if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-        raise ValueError(f"fused_lstm_cell: w_hh must have shape (4H, H), got {w_hh.shape}")
+        return ValueError(f"fused_lstm_cell: w_hh must have shape (4H, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
     if xw.ndim != 2 or xw.shape[1] != 4 * hidden:
-        raise ValueError(f"fused_lstm_cell: xw has shape {xw.shape}, expected (B, 4H) = (B, {4 * hidden}) "
-                         f"for w_hh of shape {w_hh.shape}")
+        return ValueError(f"fused_lstm_cell: xw has shape {xw.shape}, expected (B, 4H) = (B, {4 * hidden}) "
+                          f"for w_hh of shape {w_hh.shape}")
     state_shape = (xw.shape[0], hidden)
     for name, t in (("h_prev", h_prev), ("c_prev", c_prev)):
         if t.shape != state_shape:
-            raise ValueError(f"fused_lstm_cell: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
-                             f"(B from xw of shape {xw.shape}, H from w_hh of shape {w_hh.shape})")
-    if bias is not None and bias.shape != (4 * hidden,):
-        raise ValueError(f"fused_lstm_cell: bias has shape {bias.shape}, expected (4H,) = ({4 * hidden},)")
-    for name, t in named:
-        if t is not None and t.dtype != w_hh.dtype:
-            raise TypeError(f"fused_lstm_cell: {name} has dtype {t.dtype} but w_hh has dtype {w_hh.dtype}; "
-                            "convert with .to(dtype)")
+            return ValueError(f"fused_lstm_cell: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
+                              f"(B from xw of shape {xw.shape}, H from w_hh of shape {w_hh.shape})")
+    name = next(name for name, t in named if t.dtype != w_hh.dtype)
+    return TypeError(f"fused_lstm_cell: {name} has dtype {dict(named)[name].dtype} but w_hh has dtype "
+                     f"{w_hh.dtype}; convert with .to(dtype)")

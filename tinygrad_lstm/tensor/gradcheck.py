@@ -67,7 +67,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
                 flat[k] = original
                 numeric.reshape(-1)[k] = (plus - minus) / (2 * eps)
         excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-        excess[np.isnan(excess)] = np.inf  # a NaN on either side is a failure, not a pass
+        excess = np.where(np.isnan(excess), np.inf, excess)  # a NaN on either side is a failure, not a pass
         if excess.size and excess.max() > 0:
             worst = np.unravel_index(int(np.argmax(excess)), t.shape)
             raise AssertionError(

@@ -102,10 +102,11 @@ class Function:
     """One graph node. Subclasses implement `forward(*arrays, **params)` and `backward(*grad_outputs)`.
 
     `forward` keeps the arrays `backward` needs in `self.saved` (freed after a backward unless
-    `retain_graph=True`; a second backward through a node whose arrays were freed raises). `backward` returns one gradient per input (None where `self.needs_grad[i]`
-    is False) and must not modify the gradients it is given. A multi-output op returns a tuple from
-    `forward`, and its `backward` gets None for the outputs that received no gradient.
-    `self.xp` is the array module and `self.device` the device of the outputs.
+    `retain_graph=True`; a second backward through a node whose arrays were freed raises).
+    `backward` returns one gradient per input (None where `self.needs_grad[i]` is False) and must
+    not modify the gradients it is given. A multi-output op returns a tuple from `forward`, and its
+    `backward` gets None for the outputs that received no gradient. `self.xp` is the array module
+    and `self.device` the device of the outputs. `apply` creates nodes, so subclasses define no `__init__`.
     """
 
     __slots__ = ("inputs", "saved", "needs_grad", "scope", "xp", "device", "freed", "num_outputs", "__dict__")
@@ -148,18 +149,20 @@ def topological_functions(root: Tensor) -> list[Function]:
     order: list[Function] = []
     if root._ctx is None:
         return order
-    visited = {id(root._ctx)}
+    visited: set[int] = set()
     stack: list[tuple[Function, bool]] = [(root._ctx, False)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
-            order.append(fn)
+            order.append(fn)  # every input's node was finished above this marker
             continue
+        if id(fn) in visited:
+            continue  # pushed twice before it was expanded: the later copy is stale
+        visited.add(id(fn))  # mark on expansion, not on push, or a shared node can finish after a user
         stack.append((fn, True))
         for t in fn.inputs:
             ctx = t._ctx
             if ctx is not None and id(ctx) not in visited:
-                visited.add(id(ctx))
                 stack.append((ctx, False))
     return order
 

@@ -425,8 +425,9 @@ class Expand(Function):
         return (unbroadcast(g, self.in_shape),)
 
 
-def _is_basic_index(index: tuple) -> bool:
-    return all(i is None or i is Ellipsis or isinstance(i, int | slice) for i in index)
+def _has_integer_array(index: tuple) -> bool:
+    """Only integer arrays can name an element twice (slices, ints and boolean masks cannot)."""
+    return any(getattr(i, "ndim", 0) and i.dtype.kind in "iu" for i in index)
 
 
 class Index(Function):
@@ -440,10 +441,10 @@ class Index(Function):
     def backward(self, g):
         index = self.saved
         full = self.xp.zeros(self.in_shape, dtype=g.dtype)
-        if _is_basic_index(index):
-            full[index] = g
+        if _has_integer_array(index):
+            self.xp.add.at(full, index, g)  # a plain assignment would keep one of several repeated indices
         else:
-            self.xp.add.at(full, index, g)  # a plain += would keep one of several repeated indices
+            full[index] = g
         return (full,)
 
 

@@ -261,8 +261,8 @@ class Tensor:
 
     # ------------------------------------------------------------ operators
 
-    def _operands(self, other) -> tuple[Tensor, Tensor]:
-        """`self` and `other` as tensors of one dtype family, as PyTorch promotes.
+    def _operands(self, other) -> tuple[Tensor, Tensor] | None:
+        """`self` and `other` as tensors of one dtype family, as PyTorch promotes; None for unsupported types.
 
         A Python number takes the tensor's dtype (so float32 stays float32); an integer or bool
         tensor meeting a float becomes that float (NumPy would make float64).
@@ -279,15 +279,18 @@ class Tensor:
             if self.device == "cpu":
                 return self, Tensor._make(np.asarray(other, dtype=dtype), "cpu", None)
             return self, _constant(self.device, lambda: self._xp.asarray(other, dtype=dtype))
-        if is_backend_array(other) or isinstance(other, Sequence | np.generic):
-            return _promote(self, Tensor(other, device=self.device))
-        raise TypeError(f"unsupported operand: a Tensor and {type(other).__name__}")
+        if isinstance(other, np.generic | list | tuple) or is_backend_array(other):
+            return _promote(self, _as_tensor(other, self))
+        return None
 
     def _binary(self, fn: type[Function], other, reflected: bool = False) -> Tensor:
-        a, b = self._operands(other)
-        if reflected:
-            a, b = b, a
-        _check_broadcast(fn.__name__, a.shape, b.shape)
+        pair = self._operands(other)
+        if pair is None:
+            return NotImplemented  # Python then tries the other operand, or raises its usual TypeError
+        a, b = (pair[1], pair[0]) if reflected else pair
+        a_shape, b_shape = a.data.shape, b.data.shape
+        if a_shape != b_shape and a_shape and b_shape:  # a scalar broadcasts with anything
+            _check_broadcast(fn.__name__, a_shape, b_shape)
         return apply(fn, a, b)
 
     def __add__(self, other):
@@ -328,15 +331,20 @@ class Tensor:
         return matmul(self, other)
 
     def __rmatmul__(self, other):
-        b, a = self._operands(other)
-        return matmul(a, b)
+        return matmul(other, self)
 
     def __neg__(self):
         return apply(ops.Neg, self)
 
     def _compare(self, other, name: str, compare: Callable) -> Tensor:
-        """Comparisons are constants: a bool tensor outside the graph."""
-        a, b = self._operands(other)
+        """Comparisons are constants: a bool tensor outside the graph.
+
+        Other types give NotImplemented, so `t == None` is False and `t < "a"` a TypeError, as in Python.
+        """
+        pair = self._operands(other)
+        if pair is None:
+            return NotImplemented
+        a, b = pair
         _check_broadcast(name, a.shape, b.shape)
         if a.device != b.device:
             raise RuntimeError(f"{name}: tensors are on different devices, {a.device!r} and {b.device!r}")
@@ -576,12 +584,14 @@ def _constant(device: str, compute: Callable, *arrays) -> Tensor:
 
 
 def _promote(*tensors: Tensor) -> list[Tensor]:
-    """Where one tensor is floating point and another is not, cast the other to that float (as PyTorch)."""
+    """Tensors of mixed dtypes cast to a common one, as PyTorch: an integer or bool tensor meeting a float
+    becomes that float (NumPy would pick float64 for int64), and floats widen to the widest float.
+
+    The casts are graph nodes, so each input's gradient comes back in its own dtype.
+    """
     floats = [t.dtype for t in tensors if t.dtype.kind == "f"]
-    if not floats:
-        return list(tensors)
-    target = np.result_type(*floats)
-    return [t if t.dtype.kind == "f" else t.to(target) for t in tensors]
+    target = np.result_type(*floats) if floats else np.result_type(*(t.dtype for t in tensors))
+    return [t if t.dtype == target else t.to(target) for t in tensors]
 
 
 def _is_device_name(name: str) -> bool:
@@ -701,7 +711,7 @@ def _as_tensor(value, like: Tensor | None = None) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     """NumPy's matmul semantics (1-D, 2-D, batched, broadcast batched) with shape errors that name both shapes."""
-    a, b = _as_tensor(a, b if isinstance(b, Tensor) else None)._operands(b)
+    a, b = _pair("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs tensors of at least 1 dimension, got shapes {a.shape} and {b.shape}")
     inner_a = a.shape[-1]
@@ -709,7 +719,10 @@ def matmul(a, b) -> Tensor:
     if inner_a != inner_b:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match ({inner_a} != {inner_b})")
     if a.ndim > 2 and b.ndim > 2:
-        _check_broadcast("matmul batch", a.shape[:-2], b.shape[:-2])
+        try:
+            _check_broadcast("matmul", a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
     return apply(ops.MatMul, a, b)
 
 
@@ -743,11 +756,13 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 def _pair(name: str, a, b) -> tuple[Tensor, Tensor]:
     """Two operands as tensors, numbers taking the other's dtype and device."""
     if isinstance(a, Tensor):
-        return a._operands(b)
-    if isinstance(b, Tensor):
-        b, a = b._operands(a)
-        return a, b
-    raise TypeError(f"{name}() needs at least one Tensor argument, got {type(a).__name__} and {type(b).__name__}")
+        pair = a._operands(b)
+    else:
+        pair = b._operands(a) if isinstance(b, Tensor) else None
+        pair = pair and (pair[1], pair[0])
+    if pair is None:
+        raise TypeError(f"{name}() takes Tensors or numbers, got {type(a).__name__} and {type(b).__name__}")
+    return pair
 
 
 def where(cond, a, b) -> Tensor:

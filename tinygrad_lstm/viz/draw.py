@@ -1,11 +1,11 @@
 """`draw_graph`: a computation graph as a Graphviz picture a learner can read.
 
 Ops and tensors become nodes, name scopes nested clusters (a time step, and the gates inside it), the
-highway (the path of a state tagged "highway") one bold straight line. An op and its one anonymous output
-share a node: the op's label carries that tensor's shape, gradient norm and values, and the edges leaving
-the op carry the tensor. Tensors with an identity (inputs, parameters, named or tagged tensors, the roots,
-the pieces of a split) get nodes of their own. Parameters are leaves, so each appears once however many
-steps use it.
+highway (the path of a state tagged "highway") one bold straight line in a lane of its own beside the
+steps. An op and its anonymous outputs share a node: the op's label carries the output's shape, gradient
+norm and values, and the edges leaving the op carry the tensor. Tensors with an identity (inputs,
+parameters, named or tagged tensors, the roots) get nodes of their own. Parameters are leaves, so each
+appears once however many steps use it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .style import (
     MAX_SHOWN_VALUES,
     PARAMETER_EDGE_COLOR,
     SHAPE_COLOR,
+    STEP_BORDER,
     STEP_FILL,
     SYMBOLS,
     VALUES_COLOR,
@@ -111,12 +112,25 @@ def _scope(path: str) -> tuple[str, ...]:
     return tuple(path.split("/")) if path else ()
 
 
-def _tensor_kind(t: Tensor, is_root: bool) -> str:
+def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool) -> _Node:
+    """Leaves stand outside the clusters (a parameter once for all steps), except for anonymous scalar
+    constants (the 1 in 1 - z), which belong to the formula that made them."""
+    scope = _scope(t.scope)
     if is_root:
-        return "output"
-    if t.is_leaf:
-        return "parameter" if t.requires_grad else "input"
-    return "tensor"
+        kind = "output"
+    elif not t.is_leaf:
+        kind = "tensor"
+    elif t.requires_grad:
+        kind, scope = "parameter", ()
+    elif t.size == 1 and not t.name and not t.tags:
+        value = t.item()
+        return _Node(key, "constant", f"{value:g}" if isinstance(value, float) else str(value), scope,
+                     f"constant in {t.scope or 'no scope'}", highway=highway)
+    else:
+        kind, scope = "input", ()
+    title = t.name or ("" if kind == "tensor" else kind)
+    tooltip = f"{t.name or kind} {format_shape(t.shape)}" + (f" in {t.scope}" if t.scope else "")
+    return _Node(key, kind, title, scope, tooltip, tensor=t, highway=highway)
 
 
 def _build(view: GraphView, root_ids: set[int]) -> _Picture:
@@ -135,12 +149,8 @@ def _build(view: GraphView, root_ids: set[int]) -> _Picture:
         if op is not None:
             picture.nodes[op_keys[id(op)]].outputs.append(t)
         if t.is_leaf or id(t) in root_ids or t.name or t.tags:
-            kind = _tensor_kind(t, id(t) in root_ids)
             key_of[id(t)] = f"t{i}"
-            picture.nodes[f"t{i}"] = _Node(
-                f"t{i}", kind, t.name or ("" if kind == "tensor" else kind), () if t.is_leaf else _scope(t.scope),
-                f"{t.name or kind} {format_shape(t.shape)}" + (f" in {t.scope}" if t.scope else ""),
-                tensor=t, highway=id(t) in on_highway)
+            picture.nodes[f"t{i}"] = _tensor_node(f"t{i}", t, id(t) in root_ids, id(t) in on_highway)
         else:
             key_of[id(t)] = op_keys[id(op)]
     for op in view.ops:  # an op with one anonymous output shows that tensor's gradient and values
@@ -204,14 +214,15 @@ def _step_order(picture: _Picture, repeated: RepeatedScope | None) -> list[tuple
     """Invisible edges from the ends of each repeat to the starts of the next, so steps line up in order.
 
     A step's weight views (split, transpose) do not depend on the step before; without these edges dot
-    ranks them early and stacks the steps diagonally instead of side by side.
+    ranks them early and stacks the steps on top of each other instead of side by side. The highway is
+    left out: it runs in its own lane, and the steps should all hang on the same side of it.
     """
     if repeated is None:
         return []
     units = defaultdict(list)
     for key, node in picture.nodes.items():
         number = node.position if node.kind == "elided" else repeated.number_of(node.scope)
-        if number is not None:
+        if number is not None and (node.kind == "elided" or not node.highway):
             units[(node.scope[: repeated.depth], number)].append(key)
     unit_of = {key: unit for unit, keys in units.items() for key in keys}
     fed_inside, feeds_inside = set(), set()
@@ -255,7 +266,7 @@ def _label(node: _Node, norms: dict[int, float], show_grad: bool, show_data: boo
         lines.append((summary, SHAPE_COLOR))
     if not node.title and lines:  # an anonymous tensor: its shape is its title
         return html_label(lines[0][0], lines[1:], bold=False)
-    return html_label(node.title, lines)
+    return html_label(node.title, lines, bold=node.kind != "constant")
 
 
 def _highway_groups(picture: _Picture) -> dict[str, str]:
@@ -288,11 +299,14 @@ def _placement(node: _Node, repeated: RepeatedScope | None) -> tuple[str, ...]:
 
 def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale: GradScale | None,
           norms: dict[int, float], show_data: bool) -> graphviz.Digraph:
+    folded = any(n.kind == "elided" for n in picture.nodes.values())
     graph = graphviz.Digraph(
         "computation_graph",
-        # concentrate bundles the edges a parameter sends to every step into one trunk
-        graph_attr={"rankdir": rankdir, "fontname": FONT, "newrank": "true", "concentrate": "true",
-                    "nodesep": "0.2", "ranksep": "0.25"},
+        # concentrate bundles the edges a parameter sends to every step into one trunk, but it would also
+        # merge the highway into the other edges that fan in to a folded node, so not when folded; a short
+        # crossing minimisation (mclimit) keeps more of the emitted order, the order of the steps in time
+        graph_attr={"rankdir": rankdir, "fontname": FONT, "newrank": "true", "concentrate": str(not folded).lower(),
+                    "mclimit": "0.1", "nodesep": "0.2", "ranksep": "0.25"},
         node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.06,0.03"},
         edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6"},
     )
@@ -304,11 +318,13 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
         for depth in range(1, len(scope) + 1):
             if scope[:depth] not in children[scope[: depth - 1]]:
                 children[scope[: depth - 1]].append(scope[:depth])
-    fills: dict[str, str] = {}
+    fills: dict[str, str] = {}  # one colour per scope name, so "forget gate" looks the same in every step
 
     def add_nodes(container: graphviz.Digraph, path: tuple[str, ...]) -> None:
         for node in members[path]:
-            attrs = dict(KIND_STYLES[node.kind], tooltip=node.tooltip)
+            attrs = dict(KIND_STYLES[node.kind], tooltip=graphviz.escape(node.tooltip))
+            if node.kind == "pointwise" and (scale is not None or show_data):
+                attrs["shape"] = "ellipse"  # a circle around three lines of text grows too big
             if node.highway:
                 attrs.update({"class": "highway", "color": HIGHWAY_COLOR, "penwidth": "3",
                               "group": groups[node.key], "fontcolor": HIGHWAY_COLOR})
@@ -318,27 +334,34 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
             indexed = INDEXED_PART.match(name) is not None
             fill = STEP_FILL if indexed else fills.setdefault(name, CLUSTER_FILLS[len(fills) % len(CLUSTER_FILLS)])
             with container.subgraph(name="cluster_" + "/".join(child)) as sub:
-                sub.attr(label=name, style="rounded,filled", fillcolor=fill, color="#9e9e9e" if indexed else fill,
-                         fontsize="12" if indexed else "10", fontname=FONT, labeljust="l", margin="6")
+                sub.attr(label=graphviz.escape(name), style="rounded,filled", fillcolor=fill,
+                         color=STEP_BORDER if indexed else fill, fontsize="12" if indexed else "10",
+                         fontname=FONT, labeljust="l", margin="6")
                 add_nodes(sub, child)
 
     add_nodes(graph, ())
     kinds = [k for k in KIND_STYLES if any(n.kind == k for n in picture.nodes.values())]
     graph.node("legend", legend_label(kinds, bool(groups), scale), shape="plaintext", fontsize="9")
     for e in picture.edges:
-        attrs = {}
-        if picture.nodes[e.tail].kind == "parameter":
-            # a parameter feeds every step: its edges stay faint (its gradient is in its label) and leave the
-            # ranks to the steps, so the parameters gather at one side instead of pulling the steps apart
-            attrs.update(constraint="false", weight="0", color=PARAMETER_EDGE_COLOR, penwidth="0.7")
-        elif scale is not None:
-            norm = norms.get(id(e.tensor))
-            attrs.update(color=scale.color(norm), penwidth=f"{scale.penwidth(norm):.2f}",
-                         tooltip="no grad" if norm is None else f"grad {norm:.2e}")
-        if e.highway:
-            attrs.update({"class": "highway", "weight": "100", "penwidth": "3.5"})
-            attrs.setdefault("color", HIGHWAY_COLOR)
-        graph.edge(e.tail, e.head, **attrs)
+        graph.edge(e.tail, e.head, **_edge_attributes(e, picture, scale, norms))
     for tail, head in _step_order(picture, repeated):
         graph.edge(tail, head, style="invis", weight="0")
     return graph
+
+
+def _edge_attributes(e: _Edge, picture: _Picture, scale: GradScale | None, norms: dict[int, float]) -> dict:
+    attrs = {}
+    if picture.nodes[e.tail].kind == "parameter":
+        # a parameter feeds every step: its edges stay faint (its gradient is in its label) and leave the
+        # ranks to the steps, so the parameters gather at one side instead of pulling the steps apart
+        attrs.update(constraint="false", weight="0", color=PARAMETER_EDGE_COLOR, penwidth="0.7")
+    elif scale is not None:
+        norm = norms.get(id(e.tensor))
+        attrs.update(color=scale.color(norm), penwidth=f"{scale.penwidth(norm):.2f}",
+                     tooltip="no grad" if norm is None else f"grad {norm:.2e}")
+    if e.highway:
+        attrs.update({"class": "highway", "weight": "100", "penwidth": "3.5"})
+        attrs.setdefault("color", HIGHWAY_COLOR)
+    elif any(picture.nodes[k].kind == "elided" and picture.nodes[k].highway for k in (e.tail, e.head)):
+        attrs["weight"] = "0"  # a folded stretch of highway stays in the highway's lane
+    return attrs

@@ -1,7 +1,8 @@
 """Repeated scopes ("step 1", "step 2", ...): found generically, kept in order, and folded when long.
 
 At some depth of the scope path, parts of the form "<word> <int>" with one word and many numbers are
-the repeats (time steps). The (depth, word) with the most numbers wins, so "layer 0/step 5" repeats by step.
+the repeats (time steps). The (depth, word) that names the most distinct scopes wins, so in
+"layer 0/step 5" the steps repeat (layers x steps scopes), not the layers.
 """
 
 from __future__ import annotations
@@ -33,16 +34,18 @@ class RepeatedScope:
 
 
 def find_repeated_scope(scopes: Iterable[tuple[str, ...]]) -> RepeatedScope | None:
-    numbers: dict[tuple[int, str], set[int]] = {}
+    """The repeating level of the scope paths, or None when no part looks like "<word> <int>"."""
+    named: dict[tuple[int, str], set[tuple[str, ...]]] = {}
     for scope in scopes:
         for depth, part in enumerate(scope):
             match = INDEXED_PART.match(part)
             if match:
-                numbers.setdefault((depth, match.group(1)), set()).add(int(match.group(2)))
-    if not numbers:
+                named.setdefault((depth, match.group(1)), set()).add(scope[: depth + 1])
+    if not named:
         return None
-    (depth, word), found = max(numbers.items(), key=lambda item: (len(item[1]), -item[0][0]))
-    return RepeatedScope(depth, word, tuple(sorted(found)))
+    (depth, word), prefixes = max(named.items(), key=lambda item: (len(item[1]), item[0][0]))
+    numbers = sorted({int(INDEXED_PART.match(p[depth]).group(2)) for p in prefixes})
+    return RepeatedScope(depth, word, tuple(numbers))
 
 
 def hidden_numbers(repeated: RepeatedScope, keep: int) -> frozenset[int]:

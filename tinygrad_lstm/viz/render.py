@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import graphviz
 
@@ -30,11 +29,14 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str = "svg"
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     path = os.fspath(path)
-    if not os.path.splitext(path)[1]:
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if not suffix:
         path = f"{path}.{format}"
+    elif suffix in FORMATS + ("gv",) and suffix != format and not (suffix == "gv" and format == "dot"):
+        raise ValueError(f"render: {path!r} ends in .{suffix} but format is {format!r}; make them agree")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if format == "dot":
-        _write_atomically(path, graph.source.encode())
+        _write(path, graph.source.encode())
         return path
     try:
         if shutil.which("dot") is None:
@@ -42,23 +44,15 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str = "svg"
         image = graph.pipe(format=format)
     except graphviz.ExecutableNotFound as exc:
         source_path = os.path.splitext(path)[0] + ".dot"
-        _write_atomically(source_path, graph.source.encode())
+        _write(source_path, graph.source.encode())
         raise GraphvizNotInstalledError(
             f"cannot render {format.upper()}: Graphviz's `dot` program was not found; the graph's DOT source "
             f"was written to {source_path}. To render pictures, {INSTALL_HINT}"
         ) from exc
-    _write_atomically(path, image)
+    _write(path, image)
     return path
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename, so a reader never sees half a picture."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)

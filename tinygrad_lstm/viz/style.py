@@ -25,6 +25,7 @@ SYMBOLS = {"Add": "+", "Sub": "−", "Mul": "×", "Div": "÷", "Neg": "−", "Po
 KIND_STYLES = {
     "input": {"shape": "ellipse", "style": "filled", "fillcolor": "#d8f0d8"},
     "parameter": {"shape": "box", "style": "rounded,filled", "fillcolor": "#e4dbf7"},
+    "constant": {"shape": "plaintext", "fontsize": "9", "height": "0.2", "width": "0.2"},
     "tensor": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffffff", "fontsize": "9"},
     "output": {"shape": "ellipse", "style": "filled", "fillcolor": "#ffd8a8", "peripheries": "2"},
     "pointwise": {"shape": "circle", "style": "filled", "fillcolor": "#f8c8d8", "margin": "0.02"},
@@ -39,9 +40,11 @@ LEGEND_NAMES = {
 #: cluster fills, handed out in order of first appearance of a scope name (so "forget gate" keeps one colour)
 CLUSTER_FILLS = ["#fff3e0", "#e3f2fd", "#e8f5e9", "#fce4ec", "#f3e5f5", "#e0f7fa", "#fffde7", "#efebe9"]
 STEP_FILL = "#fafafa"
+STEP_BORDER = "#9e9e9e"
 #: gradient magnitude, small to large: grey fading to deep red
 GRAD_PALETTE = ["#d9d9d9", "#fcbba1", "#fb6a4a", "#cb181d", "#67000d"]
 MAX_SHOWN_VALUES = 64
+LEGEND_TICKS = 6  # at most this many decades labelled on the gradient colour bar
 
 
 def op_kind(op_name: str) -> str:
@@ -102,7 +105,7 @@ class GradScale:
 def legend_label(kinds: list[str], highway: bool, scale: GradScale | None) -> str:
     """One HTML table: a swatch per node kind present, the highway, and the gradient colour bar."""
     rows = ['<TR><TD COLSPAN="2"><B>legend</B></TD></TR>']
-    for kind in kinds:
+    for kind in (k for k in kinds if k in LEGEND_NAMES):
         fill = KIND_STYLES[kind].get("fillcolor", "#ffffff")
         rows.append(f'<TR><TD BGCOLOR="{fill}" BORDER="1" WIDTH="18"> </TD>'
                     f'<TD ALIGN="LEFT">{html.escape(LEGEND_NAMES[kind])}</TD></TR>')
@@ -110,11 +113,13 @@ def legend_label(kinds: list[str], highway: bool, scale: GradScale | None) -> st
         rows.append(f'<TR><TD BGCOLOR="{HIGHWAY_COLOR}" WIDTH="18"> </TD>'
                     '<TD ALIGN="LEFT">highway (state path)</TD></TR>')
     if scale is not None:
-        decades = list(range(scale.low, scale.high + 1))
+        span = scale.high - scale.low
+        decades = sorted({scale.low + round(span * i / (LEGEND_TICKS - 1)) for i in range(LEGEND_TICKS)})
         cells = "".join(f'<TD BGCOLOR="{scale.color(10.0 ** d)}" WIDTH="14"> </TD>' for d in decades)
         ticks = "".join(f'<TD><FONT POINT-SIZE="7">1e{d}</FONT></TD>' for d in decades)
         rows.append('<TR><TD COLSPAN="2">gradient norm (log scale)</TD></TR>')
         rows.append(f'<TR><TD COLSPAN="2"><TABLE BORDER="0" CELLSPACING="0">'
                     f'<TR>{cells}</TR><TR>{ticks}</TR></TABLE></TD></TR>')
-        rows.append(f'<TR><TD BGCOLOR="{NO_GRAD_COLOR}" WIDTH="18"> </TD><TD ALIGN="LEFT">zero or no gradient</TD></TR>')
+        rows.append(f'<TR><TD BGCOLOR="{NO_GRAD_COLOR}" WIDTH="18"> </TD>'
+                    '<TD ALIGN="LEFT">zero or no gradient</TD></TR>')
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"

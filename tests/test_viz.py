@@ -1,0 +1,461 @@
+"""The graph renderer: clusters per step and gate, the highway as one connected bold chain, parameters once,
+gradient norms, folding, and rendering with and without Graphviz's `dot` program.
+
+Tests read the DOT source (`graph.source`), so they check what the picture is made of, not pixels.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import graphviz
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tl
+from tinygrad_lstm import nn, viz
+from tinygrad_lstm.viz.folding import find_repeated_scope, hidden_numbers
+from tinygrad_lstm.viz.highway import highway_path
+
+GATES = ("forget gate", "input gate", "candidate", "output gate")
+HAS_DOT = shutil.which("dot") is not None
+
+
+# ---------------------------------------------------------------- an LSTM step from plain tensor ops
+
+
+def make_lstm_parameters(input_size: int, hidden_size: int, device: str = "cpu") -> list[tl.Tensor]:
+    tl.manual_seed(0)
+    shapes = {"weight_ih": (4 * hidden_size, input_size), "weight_hh": (4 * hidden_size, hidden_size),
+              "bias_ih": (4 * hidden_size,), "bias_hh": (4 * hidden_size,)}
+    params = []
+    for name, shape in shapes.items():
+        p = (tl.randn(*shape, device=device) * 0.5).detach().requires_grad_()
+        p.name = name
+        params.append(p)
+    return params
+
+
+def lstm_step(x, h, c, params):
+    """One LSTM step following the cells' conventions: a split outside the gate scopes, one scope per gate,
+    the incoming and outgoing cell state tagged "highway", outputs named h and c."""
+    c.tag("highway")
+    rows = [p.chunk(4) for p in params]  # (i, f, g, o) rows of each parameter
+    w_ih, w_hh, b_ih, b_hh = rows
+
+    def affine(k):
+        return x @ w_ih[k].T + b_ih[k] + h @ w_hh[k].T + b_hh[k]
+
+    with tl.name_scope("forget gate"):
+        f = affine(1).sigmoid()
+    with tl.name_scope("input gate"):
+        i = affine(0).sigmoid()
+    with tl.name_scope("candidate"):
+        g = affine(2).tanh()
+    with tl.name_scope("cell state"):
+        c = f * c + i * g
+    with tl.name_scope("output gate"):
+        h = affine(3).sigmoid() * c.tanh()
+    c.tag("highway")
+    c.name, h.name = "c", "h"
+    return h, c
+
+
+def unroll(steps: int, input_size: int = 3, hidden_size: int = 4, device: str = "cpu"):
+    params = make_lstm_parameters(input_size, hidden_size, device)
+    h, c = tl.zeros(1, hidden_size, device=device), tl.zeros(1, hidden_size, device=device)
+    h.name, c.name = "h0", "c0"
+    for t in range(1, steps + 1):
+        x = tl.randn(1, input_size, device=device)
+        x.name = f"x_{t}"
+        with tl.name_scope(f"step {t}"):
+            h, c = lstm_step(x, h, c, params)
+    return h, c, params
+
+
+def unroll_cell(cell: nn.Module, steps: int, input_size: int = 3):
+    """Run an nn cell over `steps` random inputs, each step in a "step t" scope; returns the last state."""
+    state = None
+    for t in range(1, steps + 1):
+        x = tl.randn(1, input_size)
+        x.name = f"x_{t}"
+        with tl.name_scope(f"step {t}"):
+            state = cell(x, state)
+    return state
+
+
+# ---------------------------------------------------------------- reading the DOT source
+
+NODE = re.compile(r"^\s*(\w+) \[(.*)\]$")
+EDGE = re.compile(r"^\s*(\w+) -> (\w+)(?: \[(.*)\])?$")
+SUBGRAPH = re.compile(r'^\s*subgraph "?(cluster_[^"]*)"? \{$')
+
+
+@dataclass
+class Dot:
+    nodes: dict[str, str] = field(default_factory=dict)  # id -> attribute text
+    clusters_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # id -> enclosing clusters, outer first
+    clusters: dict[str, str] = field(default_factory=dict)  # cluster name -> its attribute line
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (tail, head, attribute text)
+
+    def find(self, pattern: str) -> list[str]:
+        """Ids of the nodes whose attributes match `pattern`."""
+        return [key for key, attrs in self.nodes.items() if re.search(pattern, attrs)]
+
+    def highway_edges(self) -> list[tuple[str, str]]:
+        return [(a, b) for a, b, attrs in self.edges if "class=highway" in attrs]
+
+
+def parse(source: str) -> Dot:
+    dot, stack = Dot(), []
+    for line in source.splitlines():
+        if m := SUBGRAPH.match(line):
+            stack.append(m.group(1))
+            dot.clusters[m.group(1)] = ""
+        elif line.strip() == "}":
+            if stack:
+                stack.pop()
+        elif m := EDGE.match(line):
+            dot.edges.append((m.group(1), m.group(2), m.group(3) or ""))
+        elif m := NODE.match(line):
+            if m.group(1) not in ("graph", "node", "edge"):
+                dot.nodes[m.group(1)] = m.group(2)
+                dot.clusters_of[m.group(1)] = tuple(stack)
+        elif stack and line.strip().startswith(("color=", "label=", "fillcolor=")):
+            dot.clusters[stack[-1]] = line.strip()
+    return dot
+
+
+def reachable(edges: list[tuple[str, str]], start: str) -> set[str]:
+    nxt = defaultdict(list)
+    for a, b in edges:
+        nxt[a].append(b)
+    seen, queue = {start}, deque([start])
+    while queue:
+        for b in nxt[queue.popleft()]:
+            if b not in seen:
+                seen.add(b)
+                queue.append(b)
+    return seen
+
+
+def named(dot: Dot, name: str, where: str = "") -> str:
+    """The one node titled `name` (bold) whose tooltip mentions `where`."""
+    keys = [k for k in dot.find(rf"<B>{re.escape(name)}</B>") if where in dot.nodes[k]]
+    assert len(keys) == 1, f"expected one node {name!r} {where!r}, found {keys}"
+    return keys[0]
+
+
+# ---------------------------------------------------------------- structure
+
+
+def test_draw_graph_returns_a_digraph_that_displays_in_jupyter():
+    h, c, _ = unroll(1)
+    graph = viz.draw_graph(h, c)
+    assert isinstance(graph, graphviz.Digraph)
+    assert hasattr(graph, "_repr_mimebundle_")
+
+
+def test_every_step_is_a_cluster_with_one_cluster_per_gate_inside():
+    steps = 3
+    h, c, _ = unroll(steps)
+    dot = parse(viz.draw_graph(h, c).source)
+    for t in range(1, steps + 1):
+        step = f"cluster_step {t}"
+        assert f'label="step {t}"' in dot.clusters[step]
+        for gate in GATES:
+            cluster = f"{step}/{gate}"
+            assert re.search(f'label="?{gate}"? ', dot.clusters[cluster])
+            members = [k for k, where in dot.clusters_of.items() if where == (step, cluster)]
+            assert members, f"no node inside {cluster}"
+    # each gate's nonlinearity sits in its own gate's cluster
+    forget = [k for k in dot.find(r"<B>Sigmoid") if dot.clusters_of[k][-1:] == ("cluster_step 2/forget gate",)]
+    assert len(forget) == 1
+    candidate = [k for k in dot.find(r"<B>Tanh") if dot.clusters_of[k][-1:] == ("cluster_step 2/candidate",)]
+    assert len(candidate) == 1
+
+
+def test_steps_are_chained_left_to_right_by_invisible_edges():
+    h, c, _ = unroll(3)
+    dot = parse(viz.draw_graph(h, c).source)
+    invisible = [(a, b) for a, b, attrs in dot.edges if "style=invis" in attrs]
+    for t in (1, 2):
+        assert any(dot.clusters_of[a][:1] == (f"cluster_step {t}",)
+                   and dot.clusters_of[b][:1] == (f"cluster_step {t + 1}",) for a, b in invisible)
+
+
+def test_ops_show_their_name_and_output_shape():
+    h, c, _ = unroll(1, input_size=3, hidden_size=5)
+    dot = parse(viz.draw_graph(h, c).source)
+    matmuls = dot.find(r"<B>MatMul @</B>")
+    assert len(matmuls) == 8
+    assert all("1×5" in dot.nodes[k] for k in matmuls)
+    splits = dot.find(r"<B>Split</B>")
+    assert any("4 × 5×3" in dot.nodes[k] for k in splits)  # weight_ih split into its 4 gates
+
+
+def test_parameters_and_inputs_appear_once_outside_the_step_clusters():
+    steps = 4
+    h, c, params = unroll(steps)
+    dot = parse(viz.draw_graph(h, c).source)
+    for p in params:
+        key = named(dot, p.name)
+        assert dot.clusters_of[key] == ()
+        assert "rounded,filled" in dot.nodes[key]  # the parameter style
+        users = {b for a, b, _ in dot.edges if a == key}
+        steps_used = {dot.clusters_of[u][0] for u in users}
+        assert steps_used == {f"cluster_step {t}" for t in range(1, steps + 1)}
+    for t in range(1, steps + 1):
+        assert dot.clusters_of[named(dot, f"x_{t}")] == ()
+
+
+def test_inputs_parameters_intermediates_and_outputs_are_styled_apart():
+    h, c, _ = unroll(1)
+    dot = parse(viz.draw_graph(h, c).source)
+    fill = {key: re.search(r'fillcolor="([^"]+)"', attrs).group(1) for key, attrs in dot.nodes.items()
+            if "fillcolor" in attrs}
+    kinds = {fill[named(dot, "x_1")], fill[named(dot, "weight_ih")], fill[dot.find(r"<B>Sigmoid")[0]],
+             fill[named(dot, "h")]}
+    assert len(kinds) == 4
+    assert "peripheries=2" in dot.nodes[named(dot, "h")]  # the roots
+    legend = dot.nodes["legend"]
+    for entry in ("input", "parameter", "output", "highway"):
+        assert entry in legend
+
+
+# ---------------------------------------------------------------- the highway
+
+
+def assert_highway_chain(dot: Dot, start: str, end: str, steps: int) -> None:
+    edges = dot.highway_edges()
+    assert len(edges) >= 2 * steps
+    assert end in reachable(edges, start)
+    for a, b in edges:  # the edges join highway nodes
+        assert "class=highway" in dot.nodes[a] and "class=highway" in dot.nodes[b]
+        assert "weight=" in next(attrs for x, y, attrs in dot.edges if (x, y) == (a, b))
+
+
+@pytest.mark.parametrize("steps", [1, 3, 6])
+def test_the_cell_state_highway_is_one_connected_chain_from_c0_to_the_last_c(steps):
+    h, c, _ = unroll(steps)
+    dot = parse(viz.draw_graph(h, c).source)
+    assert_highway_chain(dot, named(dot, "c0"), named(dot, "c", f"step {steps}/"), steps)
+    highway = dot.find("class=highway")
+    assert all("group=highway0" in dot.nodes[k] for k in highway)  # one straight line...
+    assert all(dot.clusters_of[k] == () for k in highway)  # ...in its own lane beside the step boxes
+    # the direct route only: c_prev -> f * c_prev -> + -> c, never the detour through h and the gates
+    assert len(highway) == 1 + 3 * steps
+    for k in highway:
+        assert re.search(r"<B>(c0|c|Mul ×|Add \+)</B>", dot.nodes[k]), dot.nodes[k]
+    assert not any("class=highway" in dot.nodes[k] for k in dot.find(r"<B>(Sigmoid|Tanh|MatMul|h)\b"))
+
+
+def test_highway_path_keeps_only_the_shortest_routes_between_tagged_tensors():
+    a = tl.randn(3, requires_grad=True).tag("highway")
+    direct = a * 0.5
+    squashed = a.tanh()
+    detour = (squashed * 2).sigmoid()
+    b = (direct + detour).tag("highway")
+    nodes, edges = highway_path(tl.walk_graph(b))
+    assert {id(a), id(direct.grad_fn), id(direct), id(b.grad_fn), id(b)} <= nodes
+    assert not {id(squashed), id(squashed.grad_fn), id(detour), id(detour.grad_fn)} & nodes
+    assert (id(a), id(direct.grad_fn)) in edges and (id(b.grad_fn), id(b)) in edges
+    assert len(nodes) == 5 and len(edges) == 4  # a, Mul, direct, Add, b
+
+
+def test_highway_path_is_empty_without_tags():
+    x = tl.randn(3, requires_grad=True)
+    assert highway_path(tl.walk_graph((x * 2).sum())) == (set(), set())
+
+
+# ---------------------------------------------------------------- gradients and values
+
+
+def test_show_grad_puts_gradient_norms_in_labels_and_colours_edges_by_them(device):
+    h, c, params = unroll(3, device=device)
+    loss = (h * h).sum() + c.sum()
+    loss.name = "loss"
+    tl.retain_grads(loss)
+    loss.backward()
+    dot = parse(viz.draw_graph(loss, show_grad=True).source)
+    for p in params:
+        norm = float(np.linalg.norm(p.grad.numpy().astype(np.float64)))
+        assert f"grad {norm:.2e}" in dot.nodes[named(dot, p.name)]
+    c_norm = float(np.linalg.norm(c.grad.numpy().astype(np.float64)))
+    assert f"grad {c_norm:.2e}" in dot.nodes[named(dot, "c", "step 3/")]
+    colours = {re.search(r'color="([^"]+)"', attrs).group(1) for _, _, attrs in dot.edges
+               if "style=invis" not in attrs and "color=" in attrs}
+    assert len(colours) >= 4  # a scale, not one colour
+    assert "gradient norm" in dot.nodes["legend"]
+    assert len(dot.highway_edges()) >= 6  # the highway keeps its class when coloured by gradient
+
+
+def test_show_grad_without_any_gradient_says_to_run_backward():
+    h, c, _ = unroll(1)
+    with pytest.raises(ValueError, match="backward"):
+        viz.draw_graph(h, show_grad=True)
+
+
+def test_show_data_prints_small_tensors_values():
+    h, c, _ = unroll(1, input_size=3, hidden_size=5)
+    dot = parse(viz.draw_graph(h, c, show_data=True).source)
+    assert "[[0. 0. 0. 0. 0.]]" in dot.nodes[named(dot, "c0")]
+    values = np.array2string(c.numpy(), precision=3, threshold=6, edgeitems=2, suppress_small=True)
+    assert values in dot.nodes[named(dot, "c")]
+    assert "..." in dot.nodes[named(dot, "weight_ih")]  # 20 x 3 values: abbreviated
+    assert "[[" not in dot.nodes[named(dot, "weight_hh")]  # 20 x 5 values: too many to show
+    plain = parse(viz.draw_graph(h, c).source)
+    assert "[[" not in plain.nodes[named(plain, "c0")]
+
+
+# ---------------------------------------------------------------- folding long unrolls
+
+
+def test_fold_keeps_the_first_and_last_steps_and_elides_the_middle():
+    steps, keep = 12, 2
+    h, c, _ = unroll(steps)
+    dot = parse(viz.draw_graph(h, c, fold=keep).source)
+    shown = {name for name in dot.clusters if name.count("/") == 0}
+    assert shown == {f"cluster_step {t}" for t in (1, 2, 11, 12)}
+    elided = dot.find(r"\.\.\. 8 steps \.\.\.")
+    assert len(elided) == 1
+    assert any(b == elided[0] for _, b, _ in dot.edges) and any(a == elided[0] for a, _, _ in dot.edges)
+    assert not dot.find(r"<B>x_5</B>")  # inputs of elided steps go with them
+    assert_highway_chain(dot, named(dot, "c0"), named(dot, "c", f"step {steps}/"), 2 * keep)
+    assert elided[0] in reachable(dot.highway_edges(), named(dot, "c0"))
+    assert len(dot.find(r"<B>weight_hh</B>")) == 1
+
+
+def test_fold_leaves_short_unrolls_alone():
+    h, c, _ = unroll(4)
+    assert viz.draw_graph(h, c, fold=2).source == viz.draw_graph(h, c).source
+
+
+def test_repeated_scopes_are_found_generically():
+    scopes = [("t 1", "gate"), ("t 2", "gate"), ("t 3",), ()]
+    found = find_repeated_scope(scopes)
+    assert (found.depth, found.word, found.numbers) == (0, "t", (1, 2, 3))
+    assert found.label(5) == "... 5 ts ..."
+    stacked = [(f"layer {k}", f"step {t}") for k in range(2) for t in range(2)]
+    assert find_repeated_scope(stacked).word == "step"
+    assert find_repeated_scope([("forget gate",), ()]) is None
+    assert hidden_numbers(find_repeated_scope([(f"step {t}",) for t in range(10)]), 3) == {3, 4, 5, 6}
+
+
+# ---------------------------------------------------------------- the real nn cells
+
+
+def test_nn_lstm_cell_unrolled_draws_gates_per_step_and_the_highway():
+    tl.manual_seed(0)
+    h, c = unroll_cell(nn.LSTMCell(3, 4), 3)
+    dot = parse(viz.draw_graph(h, c).source)
+    for t in (1, 2, 3):
+        for gate in GATES:
+            assert f"cluster_step {t}/{gate}" in dot.clusters
+    assert_highway_chain(dot, named(dot, "c0"), named(dot, "c", "step 3/"), 3)
+    for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        assert len(dot.find(rf"<B>{p}</B>")) == 1
+
+
+def test_nn_gru_cell_carries_its_hidden_state_on_the_highway():
+    tl.manual_seed(0)
+    h = unroll_cell(nn.GRUCell(3, 4), 3)
+    dot = parse(viz.draw_graph(h).source)
+    assert {"cluster_step 3/reset gate", "cluster_step 3/update gate"} <= set(dot.clusters)
+    assert_highway_chain(dot, named(dot, "h0"), named(dot, "h", "step 3/"), 3)
+
+
+def test_nn_rnn_cell_has_no_highway():
+    tl.manual_seed(0)
+    h = unroll_cell(nn.RNNCell(3, 4), 3)
+    source = viz.draw_graph(h).source
+    assert "class=highway" not in source
+    assert "highway" not in parse(source).nodes["legend"]
+    assert 'subgraph "cluster_step 3' in source
+
+
+def test_stacked_lstm_layers_get_one_highway_each():
+    tl.manual_seed(0)
+    model = nn.LSTM(2, 3, num_layers=2, fused=False)
+    x = tl.randn(3, 1, 2)
+    _, (h_n, c_n) = model(x)
+    dot = parse(viz.draw_graph(h_n, c_n).source)
+    assert "cluster_layer 1/step 2/forget gate" in dot.clusters
+    groups = {re.search(r"group=(\w+)", dot.nodes[k]).group(1) for k in dot.find("class=highway")}
+    assert len(groups) == 2
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def test_bad_arguments_are_named():
+    h, c, _ = unroll(1)
+    with pytest.raises(ValueError, match="at least one"):
+        viz.draw_graph()
+    with pytest.raises(TypeError, match="Tensors"):
+        viz.draw_graph(h.numpy())
+    with pytest.raises(ValueError, match="rankdir"):
+        viz.draw_graph(h, rankdir="sideways")
+    with pytest.raises(ValueError, match="fold"):
+        viz.draw_graph(h, fold=0)
+    with pytest.raises(ValueError, match="format"):
+        viz.render(viz.draw_graph(h), "/tmp/x", format="jpeg")
+    with pytest.raises(TypeError, match="Digraph"):
+        viz.render("digraph {}", "/tmp/x")
+    with pytest.raises(ValueError, match="ends in .svg but format is 'png'"):
+        viz.render(viz.draw_graph(h), "/tmp/x.svg", format="png")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+def test_render_svg_keeps_the_highway_class_and_png_is_an_image(tmp_path):
+    h, c, _ = unroll(2)
+    graph = viz.draw_graph(h, c)
+    svg = viz.render(graph, tmp_path / "lstm.svg")
+    assert svg == str(tmp_path / "lstm.svg")
+    text = open(svg, encoding="utf-8").read()
+    assert text.count('class="node highway"') == 1 + 3 * 2
+    assert text.count('class="edge highway"') == 3 * 2
+    png = viz.render(graph, tmp_path / "lstm", format="png")
+    assert png.endswith("lstm.png")
+    with open(png, "rb") as file:
+        assert file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_dot_writes_the_source(tmp_path):
+    h, c, _ = unroll(1)
+    graph = viz.draw_graph(h, c)
+    path = viz.render(graph, tmp_path / "sub" / "lstm.dot", format="dot")
+    assert open(path, encoding="utf-8").read() == graph.source
+
+
+def test_render_without_graphviz_writes_the_dot_source_and_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
+    h, c, _ = unroll(1)
+    graph = viz.draw_graph(h, c)
+    with pytest.raises(viz.GraphvizNotInstalledError) as info:
+        viz.render(graph, tmp_path / "lstm.svg")
+    assert isinstance(info.value, RuntimeError)
+    message = str(info.value)
+    for hint in ("apt-get install graphviz", "brew install graphviz", "conda install -c conda-forge graphviz"):
+        assert hint in message
+    assert str(tmp_path / "lstm.dot") in message
+    assert (tmp_path / "lstm.dot").read_text(encoding="utf-8") == graph.source
+    assert not (tmp_path / "lstm.svg").exists()
+
+
+def test_render_turns_graphviz_executable_not_found_into_the_same_error(tmp_path, monkeypatch):
+    def missing(*args, **kwargs):
+        raise graphviz.ExecutableNotFound(["dot"])
+
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: "/usr/bin/dot")
+    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
+    h, _, _ = unroll(1)
+    with pytest.raises(viz.GraphvizNotInstalledError, match="apt-get install graphviz"):
+        viz.render(viz.draw_graph(h), tmp_path / "lstm.png", format="png")
+    assert (tmp_path / "lstm.dot").exists()
