@@ -124,5 +124,5 @@ def load_corpus(name: str = "article") -> CharCorpus:
             with open(name, encoding="utf-8") as f:
                 text = f.read()
         except OSError as exc:
-            raise ValueError(f"corpus {name!r} is neither 'article', 'python' nor a readable text file: {exc}") from None
+            raise ValueError(f"corpus {name!r} is neither 'article', 'python' nor a readable file: {exc}") from None
     return CharCorpus(text=text, name=name)

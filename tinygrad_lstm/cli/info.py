@@ -16,7 +16,8 @@ from tinygrad_lstm.tensor.backend import CUDA_INSTALL_HINT
 
 def add_parser(sub) -> argparse.ArgumentParser:
     return sub.add_parser("info", help="versions, devices, and what to install for what is missing",
-                          description="Show versions and whether CuPy, a GPU, Graphviz's dot and matplotlib are usable.")
+                          description="Show versions and whether CuPy, a GPU, Graphviz's dot and matplotlib "
+                                      "are usable.")
 
 
 def _version(distribution: str) -> str | None:
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         ("python", platform.python_version(), True),
         ("numpy", np.__version__, True),
         ("cuda (CuPy + GPU)", cuda_text if cuda_ok else f"not usable: {cuda_text}", cuda_ok),
-        ("graphviz (Python)", _version("graphviz") or "not installed: pip install graphviz", bool(_version("graphviz"))),
+        ("graphviz (Python)", _version("graphviz") or "not installed: pip install graphviz",
+         bool(_version("graphviz"))),
         ("graphviz dot", dot_text, dot_ok),
         ("matplotlib (plots)", plot or "not installed: pip install 'tinygrad-lstm[plot]'", bool(plot)),
         ("tqdm", _version("tqdm") or "not installed", bool(_version("tqdm"))),

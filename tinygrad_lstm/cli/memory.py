@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_error_table(results: dict, models: list[str], delays: list[int]) -> str:
-    header = "test MSE (baseline of guessing the mean: {:.3f})\n".format(ADDING_BASELINE_MSE)
+    header = f"test MSE (baseline of guessing the mean: {ADDING_BASELINE_MSE:.3f})\n"
     header += "T".rjust(6) + "".join(kind.upper().rjust(10) for kind in models)
     rows = [str(d).rjust(6) + "".join(f"{results[k, d].mse:10.4f}" for k in models) for d in delays]
     return "\n".join([header, *rows])
