@@ -21,7 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "baseline of guessing the mean, and how much gradient reaches each input step.")
     p.add_argument("--delays", type=int, nargs="+", default=[10, 25, 50, 100], help="sequence lengths T")
     p.add_argument("--models", nargs="+", choices=["rnn", "gru", "lstm"], default=["rnn", "gru", "lstm"])
-    p.add_argument("--steps", type=int, default=500, help="training steps per model and delay")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per model and delay")
     p.add_argument("--hidden-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-2)
