@@ -136,3 +136,10 @@ def test_info_reports_versions_and_devices(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "numpy" in out and "graphviz dot" in out and "devices: cpu" in out
+
+
+def test_bench_runs_both_benchmarks_with_tiny_settings(capsys):
+    assert main(["bench", "overhead", "--", "--repeat", "1", "--min-time", "0.001", "--chain-length", "10"]) == 0
+    assert main(["bench", "lstm", "--device", "cpu", "--", "--sizes", "1,2,3,4", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1,2,3,4" in out.replace(" ", "") or "(1, 2, 3, 4)" in out

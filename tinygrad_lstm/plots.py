@@ -20,6 +20,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, ax, path: str) -> str:
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
 COLOURS = {"rnn": "#d62728", "gru": "#2ca02c", "lstm": "#1f77b4"}
 
 
@@ -32,11 +40,7 @@ def plot_memory(errors: Mapping[str, Sequence[float]], delays: Sequence[int], ba
     ax.axhline(baseline, ls="--", color="grey", label=f"guess the mean ({baseline:.3f})")
     ax.set(xlabel="delay T (steps the first number must be remembered)", ylabel="test MSE", yscale="log",
            title="The adding problem: who remembers?")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_gradient_flow(norms: Mapping[str, np.ndarray], path: str) -> str:
@@ -47,11 +51,7 @@ def plot_gradient_flow(norms: Mapping[str, np.ndarray], path: str) -> str:
         ax.plot(np.arange(len(values)), values, label=kind.upper(), color=COLOURS.get(kind))
     ax.set(xlabel="input step t", ylabel="||d loss / d x_t||", yscale="log",
            title="Gradient reaching each input from the last step")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path)
 
 
 def plot_forget_gate(trace: np.ndarray, resets: np.ndarray, path: str) -> str:

@@ -152,13 +152,18 @@ def ceiling(size, device: str) -> Callable[[], None]:
     return lambda: lstm.train_step(x)
 
 
-def torch_lstm(torch, size, device: str) -> Callable[[], None]:
+def _torch_with_our_weights(torch, module, size, device: str):
+    """`module` on `device` holding the benchmark's weights, and the benchmark's input as a leaf."""
     x_data, *weights = _weights(size)
-    model = torch.nn.LSTM(size[1], size[2]).to(device)
+    module = module.to(device)
     with torch.no_grad():
-        for p, w in zip(model.parameters(), weights, strict=True):
+        for p, w in zip(module.parameters(), weights, strict=True):
             p.copy_(torch.from_numpy(w))
-    x = torch.tensor(x_data, device=device, requires_grad=True)
+    return module, torch.tensor(x_data, device=device, requires_grad=True)
+
+
+def torch_lstm(torch, size, device: str) -> Callable[[], None]:
+    model, x = _torch_with_our_weights(torch, torch.nn.LSTM(size[1], size[2]), size, device)
 
     def step() -> None:
         model.zero_grad()
@@ -170,12 +175,7 @@ def torch_lstm(torch, size, device: str) -> Callable[[], None]:
 
 
 def torch_cell_loop(torch, size, device: str) -> Callable[[], None]:
-    x_data, *weights = _weights(size)
-    cell = torch.nn.LSTMCell(size[1], size[2]).to(device)
-    with torch.no_grad():
-        for p, w in zip(cell.parameters(), weights, strict=True):
-            p.copy_(torch.from_numpy(w))
-    x = torch.tensor(x_data, device=device, requires_grad=True)
+    cell, x = _torch_with_our_weights(torch, torch.nn.LSTMCell(size[1], size[2]), size, device)
 
     def step() -> None:
         cell.zero_grad()
