@@ -91,11 +91,16 @@ def test_cell_matches_torch_through_many_steps(device, torch, kind, bias, give_s
         torch_outputs += _flatten_state(torch_state)
     for o, t in zip(ours_outputs, torch_outputs, strict=True):
         _assert_close(o, t, "output")
+    _assert_gradients_match(torch, ours, theirs, ours_outputs, torch_outputs, x, tx, states if give_state else [],
+                            rng, device)
+
+
+def _assert_gradients_match(torch, ours, theirs, ours_outputs, torch_outputs, x, tx, states, rng, device):
+    """Backward through both with one random upstream gradient; compare input, state and parameter gradients."""
     _backward_both(torch, ours_outputs, torch_outputs, rng, device)
     _assert_close(x.grad, tx.grad, "gradient of x")
-    if give_state:
-        for s, t in states:
-            _assert_close(s.grad, t.grad, "gradient of the initial state")
+    for s, t in states:
+        _assert_close(s.grad, t.grad, "gradient of the initial state")
     _assert_parameter_grads(ours, theirs)
 
 
@@ -123,12 +128,8 @@ def test_layer_matches_torch(device, torch, kind, num_layers, batch_first, give_
     for o, t in zip(ours_outputs, torch_outputs, strict=True):
         assert o.shape == tuple(t.shape)
         _assert_close(o, t, "output")
-    _backward_both(torch, ours_outputs, torch_outputs, rng, device)
-    _assert_close(x.grad, tx.grad, "gradient of x")
-    if give_state:
-        for s, t in states:
-            _assert_close(s.grad, t.grad, "gradient of the initial state")
-    _assert_parameter_grads(ours, theirs)
+    _assert_gradients_match(torch, ours, theirs, ours_outputs, torch_outputs, x, tx, states if give_state else [],
+                            rng, device)
 
 
 @pytest.mark.parametrize("kind", LAYER_KINDS)

@@ -130,11 +130,8 @@ def _weights(size: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
     return x, *weights
 
 
-def ours(size, device: str) -> Callable[[], None]:
-    x_data, *weights = _weights(size)
-    model = nn.LSTM(size[1], size[2], device=device)
-    model.load_state_dict(dict(zip(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"], weights, strict=True)))
-    x = tl.Tensor(x_data, device=device, requires_grad=True)
+def _training_step(model, x) -> Callable[[], None]:
+    """Forward + full backward of output.sum(); the same code drives our nn.LSTM and torch's."""
 
     def step() -> None:
         model.zero_grad()
@@ -143,6 +140,13 @@ def ours(size, device: str) -> Callable[[], None]:
         output.sum().backward()
 
     return step
+
+
+def ours(size, device: str) -> Callable[[], None]:
+    x_data, *weights = _weights(size)
+    model = nn.LSTM(size[1], size[2], device=device)
+    model.load_state_dict(dict(zip(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"], weights, strict=True)))
+    return _training_step(model, tl.Tensor(x_data, device=device, requires_grad=True))
 
 
 def ceiling(size, device: str) -> Callable[[], None]:
@@ -163,15 +167,7 @@ def _torch_with_our_weights(torch, module, size, device: str):
 
 
 def torch_lstm(torch, size, device: str) -> Callable[[], None]:
-    model, x = _torch_with_our_weights(torch, torch.nn.LSTM(size[1], size[2]), size, device)
-
-    def step() -> None:
-        model.zero_grad()
-        x.grad = None
-        output, _ = model(x)
-        output.sum().backward()
-
-    return step
+    return _training_step(*_torch_with_our_weights(torch, torch.nn.LSTM(size[1], size[2]), size, device))
 
 
 def torch_cell_loop(torch, size, device: str) -> Callable[[], None]:
