@@ -1,4 +1,4 @@
-"""The fused LSTM ops (`tl.fused_lstm_cell`, `fused_linear`): gradchecks, equal to the composed cell everywhere."""
+"""The fused LSTM ops (`tl.fused_lstm_cell`, `tl.fused_lstm`, `fused_linear`): gradchecks, equal to the composed."""
 
 import numpy as np
 import pytest
@@ -60,6 +60,76 @@ def test_fused_cell_matches_torch(device, torch):
     theirs = (tx, th, tc, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("used", ["hs", "c", "both"])
+def test_fused_layer_gradcheck(device, used):
+    """The whole-sequence op, with gradients reaching it through the outputs every way it can be used."""
+    rng = np.random.default_rng(11)
+    steps, batch, hidden = 3, 2, 2
+    inputs = [_tensor(rng, s, device) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
+                                                  (4 * hidden, hidden))]
+    pick = {"hs": lambda hs, c: hs, "c": lambda hs, c: c, "both": lambda hs, c: (hs, c)}[used]
+    assert tl.gradcheck(lambda *args: pick(*tl.fused_lstm(*args)), inputs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overwrite_xw", [False, True])
+def test_fused_layer_equals_fused_cell_steps(device, overwrite_xw):
+    """tl.fused_lstm is tl.fused_lstm_cell looped over the steps: the same values and every gradient."""
+    rng = np.random.default_rng(12)
+    steps, batch, hidden = 6, 3, 4
+    data = [rng.standard_normal(s) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
+                                             (4 * hidden, hidden))]
+    upstream_hs, upstream_c = rng.standard_normal((steps, batch, hidden)), rng.standard_normal((batch, hidden))
+    results = []
+    for looped in (False, True):
+        xw, h0, c0, w_hh = (tl.Tensor(a, device=device, requires_grad=True) for a in data)
+        if looped:
+            h, c, hs = h0, c0, []
+            for t in range(steps):
+                h, c = tl.fused_lstm_cell(xw[t], h, c, w_hh)
+                hs.append(h)
+            hs = tl.stack(hs)
+        else:
+            hs, c = tl.fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
+        ((hs * tl.Tensor(upstream_hs, device=device)).sum() + (c * tl.Tensor(upstream_c, device=device)).sum()
+         ).backward()
+        results.append([hs, c, xw.grad, h0.grad, c0.grad, w_hh.grad])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-13)
+
+
+def test_fused_layer_gives_gradients_only_where_needed(device):
+    rng = np.random.default_rng(13)
+    xw = _tensor(rng, (4, 2, 8), device)
+    h0, c0 = _tensor(rng, (2, 2), device, requires_grad=False), _tensor(rng, (2, 2), device)
+    w_hh = _tensor(rng, (8, 2), device, requires_grad=False)
+    hs, c = tl.fused_lstm(xw, h0, c0, w_hh)
+    (hs.sum() + c.sum()).backward()
+    assert xw.grad.shape == (4, 2, 8) and c0.grad.shape == (2, 2)
+    assert h0.grad is None and w_hh.grad is None
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"xw": (2, 8)}, "fused_lstm: xw has shape (2, 8), expected (T, B, 4H) with 4H = 8"),
+    ({"xw": (3, 2, 7)}, "xw has shape (3, 2, 7), expected (T, B, 4H) with 4H = 8"),
+    ({"h0": (3, 2)}, "h0 has shape (3, 2), expected (B, H) = (2, 2) (B from xw of shape (3, 2, 8)"),
+    ({"c0": (2, 3)}, "c0 has shape (2, 3), expected (B, H) = (2, 2)"),
+    ({"w_hh": (8, 3)}, "w_hh must have shape (4H, H), got (8, 3)"),
+])
+def test_fused_layer_bad_shapes_are_named(bad, message):
+    shapes = {"xw": (3, 2, 8), "h0": (2, 2), "c0": (2, 2), "w_hh": (8, 2)} | bad
+    args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
+    with pytest.raises(ValueError) as error:
+        tl.fused_lstm(**args)
+    assert message in str(error.value)
+
+
+def test_fused_layer_bad_input_types_are_named():
+    with pytest.raises(TypeError, match="fused_lstm: c0 has dtype float64 but w_hh has dtype float32"):
+        tl.fused_lstm(tl.zeros(3, 2, 8), tl.zeros(2, 2), tl.zeros(2, 2, dtype=np.float64), tl.zeros(8, 2))
+    with pytest.raises(TypeError, match="fused_lstm: h0 must be a Tensor, got ndarray"):
+        tl.fused_lstm(tl.zeros(3, 2, 8), np.zeros((2, 2), np.float32), tl.zeros(2, 2), tl.zeros(8, 2))
 
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
@@ -179,7 +249,7 @@ def test_float32_stays_float32(device):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"xw": (2, 7)}, "xw has shape (2, 7), expected (B, 4H) = (B, 8)"),
+    ({"xw": (2, 7)}, "xw has shape (2, 7), expected (B, 4H) with 4H = 8 for w_hh of shape (8, 2)"),
     ({"h_prev": (3, 2)}, "h_prev has shape (3, 2), expected (B, H) = (2, 2)"),
     ({"c_prev": (2, 3)}, "c_prev has shape (2, 3), expected (B, H) = (2, 2)"),
     ({"w_hh": (8, 3)}, "w_hh must have shape (4H, H), got (8, 3)"),

@@ -255,12 +255,14 @@ def test_composed_layer_scopes_per_layer_step_and_gate():
     assert "step 4/output gate" in _scopes(single(tl.randn(5, 2, 3))[0])
 
 
-def test_fused_layer_marks_the_cell_state_highway():
-    output, (h_n, c_n) = nn.LSTM(3, 4)(tl.randn(5, 2, 3))
+def test_fused_layer_is_one_node_per_layer_on_the_highway():
+    output, (h_n, c_n) = nn.LSTM(3, 4, num_layers=2)(tl.randn(5, 2, 3))
     view = tl.walk_graph(output, c_n)
-    assert sum(op.op == "FusedLSTMCell" for op in view.ops) == 5
+    assert [op.op for op in view.ops].count("FusedLSTMLayer") == 2
+    assert not any(op.op == "FusedLSTMCell" for op in view.ops)
     cells = [t for t in view.tensors if t.name == "c"]
-    assert len(cells) == 5 and all("highway" in t.tags for t in cells)
+    assert len(cells) == 2 and all("highway" in t.tags for t in cells)
+    assert sum("highway" in t.tags and t.name == "c0" for t in view.tensors) == 2
 
 
 def test_gru_tags_its_hidden_state_and_rnn_tags_nothing():

@@ -2,7 +2,7 @@
 
 For each size (batch, input, hidden, steps) it times, in the same run and alternating between them:
 
-- ours: `nn.LSTM` (the fused path, one graph node per step);
+- ours: `nn.LSTM` (the fused path: one graph node for the input projection, one for the recurrence);
 - the ceiling: a hand-fused LSTM written below on the bare array module (NumPy, or CuPy on cuda),
   with the same batched input projection and one matmul per step for all gates, and an analytic
   backward with batched weight gradients (it keeps the gates, c, h and tanh(c) of every step and one

@@ -3,7 +3,7 @@
 The cells are written to be read (and drawn): each gate of the LSTM is a line or two in its own name
 scope, the cell state is tagged "highway", and the layers wrap every time step in a "step t" scope, so
 the graph renderer draws one cluster per step with one cluster per gate inside. `nn.LSTM` trains
-through the fused cell (`tl.fused_lstm_cell`, one node per step) unless built with `fused=False`.
+through the fused layer (`tl.fused_lstm`, one node for the whole sequence) unless built with `fused=False`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from ..tensor import Tensor, cat, fused_lstm_cell, name_scope, rand, stack, zeros
+from ..tensor import Tensor, fused_lstm, fused_lstm_cell, name_scope, rand, stack, zeros
 from ..tensor.fused import fused_linear
 from .module import Module, Parameter
 
@@ -326,9 +326,11 @@ class _Recurrent(Module):
             with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
                 hs, final = self._layer(k, rows, states[k], batch)
             finals.append(final)
-            if k + 1 < self.num_layers:
-                rows = cat(hs)  # the next layer's input: time-major rows again
-        output = stack(hs, axis=1 if self.batch_first else 0) if batched else cat(hs)
+            rows = hs.reshape(steps * batch, self.hidden_size)  # the next layer's input: time-major rows again
+        if not batched:
+            output = rows
+        else:
+            output = hs.permute(1, 0, 2) if self.batch_first else hs
         last = []
         for j in range(len(self.state_names)):
             s = stack([final[j] for final in finals])
@@ -338,15 +340,15 @@ class _Recurrent(Module):
     def _pack(self, last: list[Tensor]):
         return last[0]
 
-    def _layer(self, k: int, rows: Tensor, state: tuple[Tensor, ...], batch: int):
-        """Run layer k over all steps; returns the per-step outputs h_t and the final state."""
+    def _layer(self, k: int, rows: Tensor, state: tuple[Tensor, ...], batch: int) -> tuple[Tensor, tuple]:
+        """Run layer k over all steps; returns the outputs h_t stacked (steps, batch, hidden) and the final state."""
         weights = self._weights(k)
         hs = []
         for t, x in enumerate(rows.split(batch)):
             with name_scope(f"step {t}"):
                 state = self._step(x, state, weights)
             hs.append(state[0])
-        return hs, state
+        return stack(hs), state
 
     def _initial_states(self, hx, batch: int, batched: bool, x: Tensor) -> list[tuple[Tensor, ...]]:
         """Per layer, a tuple of (batch, hidden) states: slices of hx, or zeros named h0 (and c0)."""
@@ -409,9 +411,10 @@ class GRU(_Recurrent):
 class LSTM(_Recurrent):
     """Multi-layer LSTM. forward(x, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), None means zeros.
 
-    fused=True (the default) trains through `tl.fused_lstm_cell`: the input projection of all steps in
-    one matmul, then one node per step. fused=False composes each step from primitive ops in name
-    scopes ("layer k/step t/forget gate", ...), for reading and drawing the graph.
+    fused=True (the default) trains through `tl.fused_lstm`: the input projection of all steps in one
+    matmul, then the whole sequence in one node that loops the fused cell's steps (as cuDNN does).
+    fused=False composes each step from primitive ops in name scopes ("layer k/step t/forget gate",
+    ...), for reading and drawing the graph.
     """
 
     gates = 4
@@ -429,13 +432,13 @@ class LSTM(_Recurrent):
         if not self.fused:
             return super()._layer(k, rows, state, batch)
         w_ih, w_hh, b_ih, b_hh = self._weights(k)
-        h, c = state
+        h0, c0 = state
+        c0.tag("highway")
+        xw = _projection(rows, w_ih, b_ih, b_hh)  # one matmul for every step's input projection
+        hs, c = fused_lstm(xw.reshape(-1, batch, xw.shape[1]), h0, c0, w_hh, overwrite_xw=True)
         c.tag("highway")
-        hs = []
-        for xw in _projection(rows, w_ih, b_ih, b_hh).split(batch):  # one projection for every step, one split
-            h, c = _mark_lstm_state(*fused_lstm_cell(xw, h, c, w_hh, overwrite_xw=True))
-            hs.append(h)
-        return hs, (h, c)
+        hs.name, c.name = "hs", "c"
+        return hs, (hs[-1], c)
 
     def _pack(self, last):
         return last[0], last[1]

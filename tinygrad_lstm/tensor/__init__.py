@@ -2,7 +2,7 @@
 
 from .backend import array_module
 from .creation import arange, full, manual_seed, ones, ones_like, rand, randn, zeros, zeros_like
-from .fused import fused_lstm_cell
+from .fused import fused_lstm, fused_lstm_cell
 from .gradcheck import gradcheck
 from .graph import (
     Function,
@@ -21,7 +21,7 @@ from .tensor import Tensor, cat, matmul, maximum, minimum, stack, where
 
 __all__ = [
     "Function", "GraphView", "Tensor", "apply", "arange", "array_module", "cat", "detect_anomaly", "enable_grad",
-    "full", "fused_lstm_cell", "gradcheck", "is_grad_enabled", "load", "manual_seed", "matmul", "maximum",
+    "full", "fused_lstm", "fused_lstm_cell", "gradcheck", "is_grad_enabled", "load", "manual_seed", "matmul", "maximum",
     "minimum", "name_scope", "no_grad", "ones", "ones_like", "rand", "randn", "retain_grads", "save", "stack",
     "walk_graph", "where", "zeros", "zeros_like",
 ]

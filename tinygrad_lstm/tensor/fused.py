@@ -1,9 +1,10 @@
-"""Fused ops for the LSTM fast path: one LSTM time step as ONE graph node, and the input projection.
+"""Fused ops for the LSTM fast path: one LSTM time step as ONE graph node, a whole layer as one node, and the
+input projection.
 
 The composed cell (`nn.LSTMCell(fused=False)`) builds about thirty small nodes per step, which is
-what you want to *see*; `fused_lstm_cell` is what you want to *train* with. It takes the input
-projection already computed for the step, `xw = x @ W_ih.T + b_ih + b_hh` of shape (B, 4H) with the
-gates in PyTorch's order i, f, g, o, and does the rest in one node with an analytic backward:
+what you want to *see*; the fused ops are what you want to *train* with. `fused_lstm_cell` takes the
+input projection already computed for the step, `xw = x @ W_ih.T + b_ih + b_hh` of shape (B, 4H) with
+the gates in PyTorch's order i, f, g, o, and does the rest in one node with an analytic backward:
 
     gates = xw + h_prev @ w_hh.T
     i, f, o = sigmoid(...), g = tanh(...)
@@ -14,6 +15,10 @@ It saves only the activated gates (B, 4H) and references to arrays that stay ali
 (c_prev, c, h_prev, w_hh); tanh(c) is recomputed in backward. On NumPy the gate math is a dozen
 vectorized in-place calls; on CuPy it is one elementwise kernel forward and one backward (the
 matmuls stay cuBLAS matmuls), compiled on first use.
+
+`fused_lstm` runs those same steps over a whole sequence inside one node, as cuDNN does: a graph
+node per step costs the engine more than the step's own math when the LSTM is small, and the
+recurrent weight's gradient becomes one matmul over all steps. nn.LSTM trains through it.
 
 `fused_linear(x, weight, bias)` is `x @ weight.T + bias` as one node: nn.LSTM computes every step's
 `xw` with it at once, and no bias-free copy of that (steps * B, 4H) array stays alive beside it.
@@ -48,17 +53,18 @@ def _gate_constants(batch: int, hidden: int, dtype: np.dtype) -> tuple[np.ndarra
 
 
 # CUDA: loop index i is hidden unit i % H of batch row i / H; that unit's four gates sit at k, k + H,
-# k + 2H and k + 3H of the contiguous (B, 4H) gate array, with k = (i / H) * 4H + i % H.
+# k + 2H and k + 3H of the contiguous (B, 4H) gate array, with k = (i / H) * 4H + i % H. The forward
+# kernel finds xw in `gates` and overwrites it with the activations (each thread its own four entries).
 _CUDA_PREAMBLE = """
 template <typename T> __device__ T lstm_sigmoid(T z) { return (T)0.5 * tanh((T)0.5 * z) + (T)0.5; }
 """
 
 _CUDA_FORWARD = """
     const ptrdiff_t k = i + 3 * (i / H) * H;
-    const T a_i = lstm_sigmoid(pre[k] + xw[k]);
-    const T a_f = lstm_sigmoid(pre[k + H] + xw[k + H]);
-    const T a_g = tanh(pre[k + 2 * H] + xw[k + 2 * H]);
-    const T a_o = lstm_sigmoid(pre[k + 3 * H] + xw[k + 3 * H]);
+    const T a_i = lstm_sigmoid(gates[k] + pre[k]);
+    const T a_f = lstm_sigmoid(gates[k + H] + pre[k + H]);
+    const T a_g = tanh(gates[k + 2 * H] + pre[k + 2 * H]);
+    const T a_o = lstm_sigmoid(gates[k + 3 * H] + pre[k + 3 * H]);
     c = a_f * c_prev + a_i * a_g;
     h = a_o * tanh(c);
     gates[k] = a_i;
@@ -86,7 +92,7 @@ def _cuda_kernels():
     import cupy
 
     forward = cupy.ElementwiseKernel(
-        "raw T pre, raw T xw, T c_prev, int32 H", "raw T gates, T c, T h",
+        "raw T pre, T c_prev, int32 H", "raw T gates, T c, T h",
         _CUDA_FORWARD, "tinygrad_lstm_fused_lstm_forward", preamble=_CUDA_PREAMBLE,
     )
     backward = cupy.ElementwiseKernel(
@@ -100,16 +106,19 @@ class FusedLSTMCell(Function):
     """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
 
     def forward(self, xw, h_prev, c_prev, w_hh, overwrite_xw=False):
-        step = _forward_numpy if self.xp is np else _forward_cuda
-        gates, h, c = step(self.xp, xw, h_prev, c_prev, w_hh, overwrite_xw)
+        xp = self.xp
+        gates = xw if overwrite_xw else xp.array(xw, order="C")
+        h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
+        _step_forward(xp, gates, h_prev, c_prev, w_hh, h, c)
         self.saved = (gates, c_prev, c, h_prev, w_hh)
         return h, c
 
     def backward(self, gh, gc):
         gates, c_prev, c, h_prev, w_hh = self.saved
-        step = _backward_numpy if self.xp is np else _backward_cuda
-        dgates, dc_prev = step(self.xp, gates, c_prev, c, gh, gc)
-        needs, dot = self.needs_grad, self.xp.dot  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
+        xp = self.xp
+        dgates = xp.empty_like(gates)
+        dc_prev = _step_backward(xp, gates, c_prev, c, gh, gc, dgates)
+        needs, dot = self.needs_grad, xp.dot  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
         return (
             dgates if needs[0] else None,
             dot(dgates, w_hh) if needs[1] else None,
@@ -118,33 +127,74 @@ class FusedLSTMCell(Function):
         )
 
 
-def _forward_numpy(xp, xw, h_prev, c_prev, w_hh, overwrite_xw):
-    """Gate activations (B, 4H), h and c, in a dozen vectorized calls that reuse their buffers."""
-    gates = np.dot(h_prev, w_hh.T)
-    if overwrite_xw:  # the caller's temporary becomes our gate buffer: one (B, 4H) array less per step
-        xw += gates
-        gates = xw
-    else:
-        gates += xw
+class FusedLSTMLayer(Function):
+    """A whole sequence of LSTM steps (inputs xw (T, B, 4H), h0, c0, w_hh; outputs hs (T, B, H), c_T) as one node.
+
+    The steps are `FusedLSTMCell`'s, looped here rather than in the graph: one node per layer instead of
+    one per step, and the recurrent weight's gradient is one matmul over the whole sequence instead of
+    one per step. That is what decides the speed of small LSTMs, where the per-step math is tiny.
+    """
+
+    def forward(self, xw, h0, c0, w_hh, overwrite_xw=False):
+        xp = self.xp
+        steps = xw.shape[0]
+        gates = xw if overwrite_xw else xp.array(xw, order="C")
+        hs = xp.empty((steps + 1,) + h0.shape, dtype=h0.dtype)  # hs[t + 1] is the output of step t
+        cs = xp.empty_like(hs)
+        hs[0], cs[0] = h0, c0
+        for t in range(steps):
+            _step_forward(xp, gates[t], hs[t], cs[t], w_hh, hs[t + 1], cs[t + 1])
+        self.saved = (gates, hs, cs, w_hh)
+        return hs[1:], cs[-1]
+
+    def backward(self, g_hs, g_c):
+        gates, hs, cs, w_hh = self.saved
+        xp = self.xp
+        dgates = xp.empty_like(gates)
+        dh, dc = None, g_c  # the gradients flowing back into the state of step t
+        for t in reversed(range(gates.shape[0])):
+            gh = dh if g_hs is None else (g_hs[t] if dh is None else xp.add(dh, g_hs[t], out=dh))
+            dc = _step_backward(xp, gates[t], cs[t], cs[t + 1], gh, dc, dgates[t])
+            dh = xp.dot(dgates[t], w_hh) if t or self.needs_grad[1] else None
+        needs, rows = self.needs_grad, dgates.reshape(-1, dgates.shape[2])
+        return (
+            dgates if needs[0] else None,
+            dh,
+            dc if needs[2] else None,
+            xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None,
+        )
+
+
+def _step_forward(xp, gates, h_prev, c_prev, w_hh, h, c) -> None:
+    """One step in place: `gates` (B, 4H) holds xw on entry and the activated gates on exit; h and c are written."""
+    (_forward_numpy if xp is np else _forward_cuda)(xp, gates, h_prev, c_prev, w_hh, h, c)
+
+
+def _step_backward(xp, gates, c_prev, c, gh, gc, dgates):
+    """Write d(loss)/d(pre-activation gates) into `dgates`; return d(loss)/d(c_prev). gh or gc may be None."""
+    return (_backward_numpy if xp is np else _backward_cuda)(xp, gates, c_prev, c, gh, gc, dgates)
+
+
+def _forward_numpy(xp, gates, h_prev, c_prev, w_hh, h, c):
+    """A dozen vectorized calls that write into their buffers."""
+    gates += np.dot(h_prev, w_hh.T)
     hidden = c_prev.shape[1]
     scale, shift, _, _ = _gate_constants(gates.shape[0], hidden, gates.dtype)
     gates *= scale
     np.tanh(gates, out=gates)
     gates *= scale
     gates += shift
-    c = gates[:, hidden : 2 * hidden] * c_prev  # f * c_prev
+    np.multiply(gates[:, hidden : 2 * hidden], c_prev, out=c)  # f * c_prev
     c += gates[:, :hidden] * gates[:, 2 * hidden : 3 * hidden]  # + i * g
-    h = np.tanh(c)
+    np.tanh(c, out=h)
     h *= gates[:, 3 * hidden :]  # o * tanh(c)
-    return gates, h, c
 
 
-def _backward_numpy(xp, gates, c_prev, c, gh, gc):
-    """d(loss)/d(pre-activation gates) and d(loss)/d(c_prev); tanh(c) is recomputed rather than kept."""
+def _backward_numpy(xp, gates, c_prev, c, gh, gc, dgates):
+    """tanh(c) is recomputed rather than kept."""
     hidden = c.shape[1]
     i, f = gates[:, :hidden], gates[:, hidden : 2 * hidden]
     g, o = gates[:, 2 * hidden : 3 * hidden], gates[:, 3 * hidden :]
-    dgates = np.empty_like(gates)
     if gh is None:
         dgates[:, 3 * hidden :] = 0
         dc = gc  # only read below
@@ -167,26 +217,20 @@ def _backward_numpy(xp, gates, c_prev, c, gh, gc):
     derivative *= gates
     derivative += offset
     dgates *= derivative
-    return dgates, dc_prev
+    return dc_prev
 
 
-def _forward_cuda(xp, xw, h_prev, c_prev, w_hh, overwrite_xw):
+def _forward_cuda(xp, gates, h_prev, c_prev, w_hh, h, c):
     pre = xp.dot(h_prev, w_hh.T)
-    xw = xp.ascontiguousarray(xw)
-    gates = xw if overwrite_xw else pre  # each thread reads its four entries before it writes them
-    c = xp.empty_like(c_prev)
-    h = xp.empty_like(c_prev)
-    _cuda_kernels()[0](pre, xw, c_prev, np.int32(c_prev.shape[1]), gates, c, h)
-    return gates, h, c
+    _cuda_kernels()[0](pre, c_prev, np.int32(c_prev.shape[1]), gates, c, h)
 
 
-def _backward_cuda(xp, gates, c_prev, c, gh, gc):
+def _backward_cuda(xp, gates, c_prev, c, gh, gc, dgates):
     zero = xp.zeros((), dtype=c.dtype)  # an output that got no gradient contributes zeros
-    dgates = xp.empty_like(gates)
     dc_prev = xp.empty_like(c)
     _cuda_kernels()[1](gates, c_prev, c, zero if gh is None else gh, zero if gc is None else gc,
                        np.int32(c.shape[1]), dgates, dc_prev)
-    return dgates, dc_prev
+    return dc_prev
 
 
 class Linear(Function):
@@ -215,12 +259,25 @@ def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
     xw: (B, 4H), the input projection x @ W_ih.T + b_ih + b_hh (see `fused_linear`). h_prev, c_prev:
     (B, H). w_hh: (4H, H). Gates in PyTorch's order i, f, g, o. Gradients flow to all four inputs.
     overwrite_xw=True lets the op keep its gate activations in xw's memory (one (B, 4H) array less
-    per step): pass it only when xw is a temporary that nothing else reads, as nn.LSTM's per-step
-    pieces of its input projection are (they then show the gates, not the projection, if drawn with data).
+    per step): pass it only when xw is a temporary that nothing else reads, as nn.LSTMCell's input
+    projection is (it then shows the gates, not the projection, if drawn with data).
     """
-    if not _well_formed(xw, h_prev, c_prev, w_hh):
-        raise _input_error(xw, h_prev, c_prev, w_hh)
+    if not _well_formed(xw, h_prev, c_prev, w_hh, 2):
+        raise _input_error("fused_lstm_cell", xw, ("h_prev", h_prev), ("c_prev", c_prev), w_hh)
     return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
+
+
+def fused_lstm(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *,
+               overwrite_xw: bool = False) -> tuple[Tensor, Tensor]:
+    """A whole LSTM layer over a sequence as one graph node: returns (hs, c_T), the h of every step and the last c.
+
+    xw: (T, B, 4H), every step's input projection (see `fused_lstm_cell`). h0, c0: (B, H). w_hh: (4H, H).
+    hs: (T, B, H), so the last h is hs[-1]. Same values and gradients as T `fused_lstm_cell` steps, with
+    the engine's per-step cost gone: nn.LSTM trains through this. overwrite_xw as in `fused_lstm_cell`.
+    """
+    if not _well_formed(xw, h0, c0, w_hh, 3):
+        raise _input_error("fused_lstm", xw, ("h0", h0), ("c0", c0), w_hh)
+    return apply(FusedLSTMLayer, xw, h0, c0, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
 
 
 def fused_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -236,36 +293,35 @@ def fused_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return apply(Linear, x, weight, bias)
 
 
-def _well_formed(xw, h_prev, c_prev, w_hh) -> bool:
-    """The fast check, once per step: four Tensors whose shapes and dtypes agree."""
-    if not (isinstance(xw, Tensor) and isinstance(h_prev, Tensor) and isinstance(c_prev, Tensor)
-            and isinstance(w_hh, Tensor)):
+def _well_formed(xw, h, c, w_hh, xw_ndim: int) -> bool:
+    """The fast check, once per step: four Tensors whose shapes and dtypes agree (xw has `xw_ndim` axes)."""
+    if not (isinstance(xw, Tensor) and isinstance(h, Tensor) and isinstance(c, Tensor) and isinstance(w_hh, Tensor)):
         return False
-    try:
-        batch, hidden, dtype = xw.shape[0], w_hh.shape[1], w_hh.dtype
-    except IndexError:  # a 0-d xw or a 1-d w_hh
+    if xw.ndim != xw_ndim or w_hh.ndim != 2:
         return False
-    return (xw.shape == (batch, 4 * hidden) and h_prev.shape == c_prev.shape == (batch, hidden)
-            and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h_prev.dtype == c_prev.dtype == dtype)
+    batch, hidden, dtype = xw.shape[-2], w_hh.shape[1], w_hh.dtype
+    return (xw.shape[-1] == 4 * hidden and h.shape == c.shape == (batch, hidden)
+            and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h.dtype == c.dtype == dtype)
 
 
-def _input_error(xw, h_prev, c_prev, w_hh) -> Exception:
+def _input_error(who: str, xw, h: tuple[str, object], c: tuple[str, object], w_hh) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
-    named = (("xw", xw), ("h_prev", h_prev), ("c_prev", c_prev), ("w_hh", w_hh))
+    named = (("xw", xw), h, c, ("w_hh", w_hh))
     for name, t in named:
         if not isinstance(t, Tensor):
-            return TypeError(f"fused_lstm_cell: {name} must be a Tensor, got {type(t).__name__}")
+            return TypeError(f"{who}: {name} must be a Tensor, got {type(t).__name__}")
     if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-        return ValueError(f"fused_lstm_cell: w_hh must have shape (4H, H), got {w_hh.shape}")
+        return ValueError(f"{who}: w_hh must have shape (4H, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
-    if xw.ndim != 2 or xw.shape[1] != 4 * hidden:
-        return ValueError(f"fused_lstm_cell: xw has shape {xw.shape}, expected (B, 4H) = (B, {4 * hidden}) "
+    layout = "(B, 4H)" if who == "fused_lstm_cell" else "(T, B, 4H)"
+    if xw.ndim != layout.count(",") + 1 or xw.shape[-1] != 4 * hidden:
+        return ValueError(f"{who}: xw has shape {xw.shape}, expected {layout} with 4H = {4 * hidden} "
                           f"for w_hh of shape {w_hh.shape}")
-    state_shape = (xw.shape[0], hidden)
-    for name, t in (("h_prev", h_prev), ("c_prev", c_prev)):
+    state_shape = (xw.shape[-2], hidden)
+    for name, t in (h, c):
         if t.shape != state_shape:
-            return ValueError(f"fused_lstm_cell: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
+            return ValueError(f"{who}: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
                               f"(B from xw of shape {xw.shape}, H from w_hh of shape {w_hh.shape})")
     name = next(name for name, t in named if t.dtype != w_hh.dtype)
-    return TypeError(f"fused_lstm_cell: {name} has dtype {dict(named)[name].dtype} but w_hh has dtype "
+    return TypeError(f"{who}: {name} has dtype {dict(named)[name].dtype} but w_hh has dtype "
                      f"{w_hh.dtype}; convert with .to(dtype)")
