@@ -149,14 +149,16 @@ class FusedLSTMLayer(Function):
 
     def backward(self, g_hs, g_c):
         gates, hs, cs, w_hh = self.saved
-        xp = self.xp
+        xp, needs = self.xp, self.needs_grad
         dgates = xp.empty_like(gates)
         dh, dc = None, g_c  # the gradients flowing back into the state of step t
         for t in reversed(range(gates.shape[0])):
-            gh = dh if g_hs is None else (g_hs[t] if dh is None else xp.add(dh, g_hs[t], out=dh))
+            gh = dh  # what reaches h_t: from step t + 1, plus what the output hs[t] gets
+            if g_hs is not None:
+                gh = g_hs[t] if dh is None else xp.add(dh, g_hs[t], out=dh)
             dc = _step_backward(xp, gates[t], cs[t], cs[t + 1], gh, dc, dgates[t])
-            dh = xp.dot(dgates[t], w_hh) if t or self.needs_grad[1] else None
-        needs, rows = self.needs_grad, dgates.reshape(-1, dgates.shape[2])
+            dh = xp.dot(dgates[t], w_hh) if t or needs[1] else None
+        rows = dgates.reshape(-1, dgates.shape[2])
         return (
             dgates if needs[0] else None,
             dh,
@@ -263,7 +265,7 @@ def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
     projection is (it then shows the gates, not the projection, if drawn with data).
     """
     if not _well_formed(xw, h_prev, c_prev, w_hh, 2):
-        raise _input_error("fused_lstm_cell", xw, ("h_prev", h_prev), ("c_prev", c_prev), w_hh)
+        raise _input_error("fused_lstm_cell", xw, ("h_prev", h_prev), ("c_prev", c_prev), w_hh, 2)
     return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
 
 
@@ -276,7 +278,7 @@ def fused_lstm(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *,
     the engine's per-step cost gone: nn.LSTM trains through this. overwrite_xw as in `fused_lstm_cell`.
     """
     if not _well_formed(xw, h0, c0, w_hh, 3):
-        raise _input_error("fused_lstm", xw, ("h0", h0), ("c0", c0), w_hh)
+        raise _input_error("fused_lstm", xw, ("h0", h0), ("c0", c0), w_hh, 3)
     return apply(FusedLSTMLayer, xw, h0, c0, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
 
 
@@ -304,7 +306,7 @@ def _well_formed(xw, h, c, w_hh, xw_ndim: int) -> bool:
             and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h.dtype == c.dtype == dtype)
 
 
-def _input_error(who: str, xw, h: tuple[str, object], c: tuple[str, object], w_hh) -> Exception:
+def _input_error(who: str, xw, h: tuple[str, object], c: tuple[str, object], w_hh, xw_ndim: int) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
     named = (("xw", xw), h, c, ("w_hh", w_hh))
     for name, t in named:
@@ -313,8 +315,8 @@ def _input_error(who: str, xw, h: tuple[str, object], c: tuple[str, object], w_h
     if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
         return ValueError(f"{who}: w_hh must have shape (4H, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
-    layout = "(B, 4H)" if who == "fused_lstm_cell" else "(T, B, 4H)"
-    if xw.ndim != layout.count(",") + 1 or xw.shape[-1] != 4 * hidden:
+    layout = "(B, 4H)" if xw_ndim == 2 else "(T, B, 4H)"
+    if xw.ndim != xw_ndim or xw.shape[-1] != 4 * hidden:
         return ValueError(f"{who}: xw has shape {xw.shape}, expected {layout} with 4H = {4 * hidden} "
                           f"for w_hh of shape {w_hh.shape}")
     state_shape = (xw.shape[-2], hidden)
