@@ -238,9 +238,12 @@ class Tensor:
             with use_device(self.device):
                 grad = self._xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = gradient.data if isinstance(gradient, Tensor) else gradient
-            if not is_backend_array(grad):
-                grad = np.asarray(grad)
+            if isinstance(gradient, Tensor):
+                grad = gradient.data
+            elif is_backend_array(gradient) and device_of(gradient) != "cpu":
+                grad = gradient  # a device array stays where it is (another device is refused below)
+            else:  # lists and NumPy data move to the output's device, as host data does everywhere else
+                grad = move(np.asarray(gradient), self.device)
             if tuple(grad.shape) != self.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {tuple(grad.shape)} but the output has shape {self.shape}"
