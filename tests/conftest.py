@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
-
 import fake_cupy
+import pytest
 
 DEVICE_CHOICES = ("cpu", "cuda", "fake")
 _requested = [d.strip() for d in os.environ.get("TINYGRAD_LSTM_TEST_DEVICES", "").split(",") if d.strip()]
@@ -31,6 +30,7 @@ if FAKE_GPU:
     sys.modules["cupy"] = fake_cupy  # before tinygrad_lstm first asks for CuPy: every CUDA path gets the fake
 
 import tinygrad_lstm as tl  # noqa: E402 - after the fake is in place
+from tinygrad_lstm.tensor import backend  # noqa: E402
 
 if _requested:
     DEVICES = ["cuda" if name == "fake" else name for name in _requested]
@@ -42,6 +42,18 @@ else:
 def device(request):
     """The device a test runs on ("cuda" is the fake device in the fake mode)."""
     return request.param
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """The fake device, fresh, whatever the test mode: installed as `cupy` with the backend's cached CUDA
+    check forgotten. Set `fake_gpu.BROKEN` ("nvrtc", "cublas", "curand") before the first CUDA use to
+    play a CuPy installed without that library."""
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_problem", None)
+    monkeypatch.setattr(fake_cupy, "BROKEN", None)
+    return fake_cupy
 
 
 @pytest.fixture

@@ -6,6 +6,6 @@ tag "highway" a recurrent cell puts on the state it carries from step to step.
 """
 
 from .draw import draw_graph
-from .render import GraphvizNotInstalledError, render
+from .render import GraphvizNotInstalledError, GraphvizPackageMissingError, render
 
-__all__ = ["GraphvizNotInstalledError", "draw_graph", "render"]
+__all__ = ["GraphvizNotInstalledError", "GraphvizPackageMissingError", "draw_graph", "render"]

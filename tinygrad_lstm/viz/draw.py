@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import graphviz
 import numpy as np
 
 from ..tensor import GraphView, Tensor, walk_graph
 from .folding import INDEXED_PART, RepeatedScope, find_repeated_scope, hidden_numbers
 from .highway import highway_path
+from .render import graphviz  # the package, imported when a graph is first drawn
 from .style import (
     CLUSTER_FILLS,
     EDGE_COLOR,
