@@ -31,6 +31,7 @@ import numpy as np
 __version__ = "0.0+fake"
 DEVICE_COUNT = 1
 BROKEN: str | None = None
+SYNCS = 0  # how many times data came back to the host (.get(), item(), float(), bool(), ...): tests count them
 
 _MISSING_LIBRARY_ERRORS = {
     "nvrtc": lambda: RuntimeError(
@@ -44,6 +45,11 @@ _MISSING_LIBRARY_ERRORS = {
 def _fail_if_broken(library: str) -> None:
     if BROKEN == library:
         raise _MISSING_LIBRARY_ERRORS[library]()
+
+
+def _count_sync() -> None:
+    global SYNCS
+    SYNCS += 1
 
 
 # ---------------------------------------------------------------- wrapping and unwrapping
@@ -188,6 +194,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         return target(*args, **kwargs)
 
     def get(self, stream=None, order="C", out=None) -> np.ndarray:
+        _count_sync()
         return np.array(self._array, order=order, copy=True)
 
     @property
@@ -200,6 +207,8 @@ class ndarray:  # noqa: N801 - CuPy's name
             return _wrap(attribute)
 
         def method(*args, **kwargs):
+            if name in ("item", "tolist"):
+                _count_sync()
             if name == "dot":
                 _fail_if_broken("cublas")
             return _call(attribute, args, kwargs)
@@ -219,15 +228,19 @@ class ndarray:  # noqa: N801 - CuPy's name
         return (_wrap(row) for row in self._array)
 
     def __bool__(self):
+        _count_sync()
         return bool(self._array)
 
     def __float__(self):
+        _count_sync()
         return float(self._array.item()) if self._array.size == 1 else float(self._array)
 
     def __int__(self):
+        _count_sync()
         return int(self._array.item()) if self._array.size == 1 else int(self._array)
 
     def __complex__(self):
+        _count_sync()
         return complex(self._array.item())
 
     def __repr__(self):

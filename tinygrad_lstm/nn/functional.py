@@ -70,10 +70,11 @@ def embedding(indices, weight: Tensor, padding_idx: int | None = None) -> Tensor
     Rows picked at `padding_idx` take no gradient, as PyTorch's.
     """
     num = weight.shape[0]
+    host = _host_values(indices)
     indices = _beside(indices, weight, "embedding: indices")
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"embedding: indices must have an integer dtype, got {indices.dtype}")
-    bad = _first_outside(indices, num)
+    bad = _first_outside(indices, num, host=host)
     if bad is not None:
         raise IndexError(f"embedding: index {bad} is out of range for num_embeddings={num} (valid: 0..{num - 1})")
     rows = weight[indices]
@@ -97,10 +98,20 @@ def _beside(value, ref: Tensor, what: str) -> Tensor:
     return Tensor(value, dtype=ref.dtype if floating else None, device=ref.device)
 
 
-def _first_outside(indices: Tensor, size: int, ignore: int | None = None) -> int | None:
-    """The first index outside [0, size) (skipping `ignore`), or None. One device sync, needed because
-    fancy indexing would wrap negative indices (and CuPy wraps every out-of-range one) silently."""
-    data = indices.data
+def _host_values(value) -> np.ndarray | None:
+    """Indices or targets the caller gave as host data (lists, NumPy, CPU tensors) as a NumPy array, else None."""
+    if isinstance(value, Tensor):
+        return value.data if value.device == "cpu" else None
+    if isinstance(value, np.ndarray) or not hasattr(value, "dtype"):
+        return np.asarray(value)
+    return None
+
+
+def _first_outside(indices: Tensor, size: int, ignore: int | None = None, host: np.ndarray | None = None) -> int | None:
+    """The first index outside [0, size) (skipping `ignore`), or None; checked because fancy indexing
+    would wrap negative indices (and CuPy wraps every out-of-range one) silently. Checked on the `host`
+    copy when the caller gave one, else on the device (one sync)."""
+    data = indices.data if host is None else host
     outside = (data < 0) | (data >= size)
     if ignore is not None:
         outside &= data != ignore
@@ -172,7 +183,8 @@ def _num_classes(name: str, input: Tensor) -> int:  # noqa: A002
     return input.shape[1] if input.ndim >= 2 else input.shape[0]
 
 
-def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> None:  # noqa: A002
+def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int,  # noqa: A002
+                        host: np.ndarray | None = None) -> None:
     """Class indices: integers in [0, C) (or `ignore_index`) of shape (N, d1, ...) for input (N, C, d1, ...)."""
     expected = (input.shape[0],) + input.shape[2:] if input.ndim >= 2 else ()
     if not np.issubdtype(target.dtype, np.integer) or target.shape != expected:
@@ -183,7 +195,7 @@ def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: 
                    f"but input of shape {input.shape} needs {wanted}")
         raise (ValueError if np.issubdtype(target.dtype, np.integer) else TypeError)(message)
     num_classes = _num_classes(name, input)
-    bad = _first_outside(target, num_classes, ignore=ignore_index)
+    bad = _first_outside(target, num_classes, ignore=ignore_index, host=host)
     if bad is not None:
         raise IndexError(f"{name}: target {bad} is out of range for {num_classes} classes "
                          f"(valid: 0..{num_classes - 1})")
@@ -231,8 +243,9 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities `input` (N, C, ...) at class indices `target` (N, ...)."""
     _check_reduction("nll_loss", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "nll_loss: target")
-    _check_class_target("nll_loss", input, target, ignore_index)
+    _check_class_target("nll_loss", input, target, ignore_index, host)
     return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction)
 
 
@@ -241,6 +254,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     """Softmax cross-entropy of logits `input` (N, C, ...) against class indices (N, ...) or class
     probabilities (a float target of the input's shape); log_softmax keeps logits of +-1000 finite."""
     _check_reduction("cross_entropy", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "cross_entropy: target")
     weight = _class_weight("cross_entropy", weight, input)
     class_axis = 1 if input.ndim >= 2 else 0
@@ -249,5 +263,5 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         if weight is not None:
             terms = terms * weight.reshape(weight.shape + (1,) * (input.ndim - class_axis - 1))
         return _reduce(-terms.sum(axis=class_axis), reduction)
-    _check_class_target("cross_entropy", input, target, ignore_index)
+    _check_class_target("cross_entropy", input, target, ignore_index, host)
     return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction)

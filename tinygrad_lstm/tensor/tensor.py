@@ -551,15 +551,13 @@ class Tensor:
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.data
-            elif isinstance(part, list | np.ndarray):
+            elif isinstance(part, list | np.ndarray):  # checked on the host, then moved: no device sync
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
-                part = move(part, self.device)
             if is_backend_array(part) and part.dtype.kind not in "biu":
                 raise IndexError(f"index arrays must be integer or bool, got dtype {part.dtype}")
             converted.append(part)
-        converted = tuple(converted)
-        _check_index(converted, self.shape)
-        return converted
+        _check_index(tuple(converted), self.shape)
+        return tuple(move(p, self.device) if isinstance(p, np.ndarray) else p for p in converted)
 
 
 def _python_data_as_array(data, dtype) -> np.ndarray:
@@ -670,7 +668,8 @@ def _out_of_range(index: int, axis: int, shape: tuple[int, ...]):
 def _check_index(index: tuple, shape: tuple[int, ...]) -> None:
     """Fail with the shape and the offending index instead of a backend error deep inside the op.
 
-    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here.
+    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here:
+    NumPy ones on the host, device ones with one transfer for all of them (not two per array).
     """
     consumed = sum(part.ndim if is_backend_array(part) and part.dtype == bool else 1 for part in index
                    if part is not None and part is not Ellipsis and not isinstance(part, bool | np.bool_))
@@ -680,6 +679,7 @@ def _check_index(index: tuple, shape: tuple[int, ...]) -> None:
     if consumed > len(shape):
         raise IndexError(f"too many indices for a tensor of shape {shape}: {consumed} given")
     axis = 0
+    integer_arrays = []
     for part in index:
         if part is Ellipsis:
             axis += len(shape) - consumed
@@ -697,12 +697,26 @@ def _check_index(index: tuple, shape: tuple[int, ...]) -> None:
             axis += part.ndim
         elif is_backend_array(part):
             if part.size:
-                low, high = int(part.min()), int(part.max())
-                if high >= shape[axis] or low < -shape[axis]:
-                    _out_of_range(high if high >= shape[axis] else low, axis, shape)
+                integer_arrays.append((part, axis))
             axis += 1
         else:
             raise IndexError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
+    _check_ranges(integer_arrays, shape)
+
+
+def _check_ranges(integer_arrays: list, shape: tuple[int, ...]) -> None:
+    """Each (index array, axis) within the axis's length; the device arrays' extremes come over in one transfer."""
+    on_device = [part for part, _ in integer_arrays if not isinstance(part, np.ndarray)]
+    if on_device:
+        xp = array_module(device_of(on_device[0]))
+        device_bounds = iter(to_numpy(xp.stack([b for p in on_device for b in (p.min(), p.max())])).tolist())
+    for part, axis in integer_arrays:
+        if isinstance(part, np.ndarray):
+            low, high = int(part.min()), int(part.max())
+        else:
+            low, high = next(device_bounds), next(device_bounds)
+        if high >= shape[axis] or low < -shape[axis]:
+            _out_of_range(high if high >= shape[axis] else low, axis, shape)
 
 
 # ---------------------------------------------------------------- functions of several tensors
