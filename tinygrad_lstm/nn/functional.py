@@ -77,7 +77,7 @@ def embedding(indices, weight: Tensor, padding_idx: int | None = None) -> Tensor
     bad = _first_outside(indices, num, host=host)
     if bad is not None:
         raise IndexError(f"embedding: index {bad} is out of range for num_embeddings={num} (valid: 0..{num - 1})")
-    rows = weight[indices]
+    rows = weight[indices if host is None else host]  # host indices are range-checked on the host: no sync
     if padding_idx is None:
         return rows
     padding_idx = padding_idx % num
@@ -221,17 +221,22 @@ def _class_axis_last(x: Tensor) -> Tensor:
 
 
 def _picked_nll(log_probs: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-                reduction: str) -> Tensor:
+                reduction: str, host: np.ndarray | None = None) -> Tensor:
     """-log_probs[n, target[n]] (times the class weight); "mean" divides by the total weight of the
-    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing."""
+    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing.
+    With the `host` copy of the target, the picking indices are made (and range-checked) on the host."""
     rows = _class_axis_last(log_probs)
     flat_target = target.reshape(-1)
     counts = flat_target != ignore_index
-    safe_target = where(counts, flat_target, 0)
+    if host is None:
+        safe_target, positions = where(counts, flat_target, 0), arange(len(flat_target), device=rows.device)
+    else:
+        flat_host = host.reshape(-1)
+        safe_target, positions = np.where(flat_host != ignore_index, flat_host, 0), np.arange(len(flat_host))
     weights = counts.to(log_probs.dtype)
     if weight is not None:
         weights = weights * weight[safe_target]
-    losses = -rows[arange(len(flat_target), device=rows.device), safe_target] * weights
+    losses = -rows[positions, safe_target] * weights
     if reduction == "mean":
         return losses.sum() / weights.sum()
     if reduction == "sum":
@@ -246,7 +251,7 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
     host = _host_values(target)
     target = _beside(target, input, "nll_loss: target")
     _check_class_target("nll_loss", input, target, ignore_index, host)
-    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction)
+    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction, host)
 
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,  # noqa: A002 - PyTorch's name
@@ -264,4 +269,4 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
             terms = terms * weight.reshape(weight.shape + (1,) * (input.ndim - class_axis - 1))
         return _reduce(-terms.sum(axis=class_axis), reduction)
     _check_class_target("cross_entropy", input, target, ignore_index, host)
-    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction)
+    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction, host)
