@@ -122,7 +122,7 @@ _HOST_INPUTS = {"array", "asarray", "ascontiguousarray", "asanyarray"}
 def _function(name: str):
     """cupy.<name>: NumPy's function of that name on device arrays."""
     attribute = getattr(np, name)
-    if isinstance(attribute, np.ufunc):
+    if isinstance(attribute, np.ufunc) and name not in _MATMULS:
         return _Ufunc(attribute)
     if isinstance(attribute, type) or not callable(attribute):
         return attribute  # dtypes (cupy.float32 is numpy.float32) and constants
@@ -202,6 +202,8 @@ class ndarray:  # noqa: N801 - CuPy's name
         return cuda.Device(0)
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # NumPy's __array_interface__ and friends: no implicit conversion
+            raise AttributeError(name)
         attribute = getattr(self._array, name)
         if not callable(attribute):
             return _wrap(attribute)
