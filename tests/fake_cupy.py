@@ -57,13 +57,14 @@ def _count_sync() -> None:
 
 def _unwrap(value, allow_host: bool = False):
     """The NumPy array behind a device array; a NumPy array here is a host/device mix, which CuPy refuses."""
-    if isinstance(value, ndarray):
+    kind = type(value)
+    if kind is ndarray:
         return value._array
+    if kind is list or kind is tuple:
+        return kind([_unwrap(v, allow_host) for v in value])
     if isinstance(value, np.ndarray) and not allow_host:
         raise TypeError(f"Unsupported type {type(value)}: a NumPy array cannot meet a device array "
                         "(fake CuPy, as CuPy: move it with cupy.asarray first)")
-    if isinstance(value, list | tuple):
-        return type(value)(_unwrap(v, allow_host) for v in value)
     return value
 
 
@@ -73,8 +74,8 @@ def _wrap(value):
         return ndarray(value)
     if isinstance(value, np.generic):
         return ndarray(np.asarray(value))
-    if isinstance(value, tuple | list):
-        return type(value)(_wrap(v) for v in value)
+    if type(value) is tuple or type(value) is list:
+        return type(value)([_wrap(v) for v in value])
     return value
 
 
@@ -200,6 +201,16 @@ class ndarray:  # noqa: N801 - CuPy's name
     @property
     def device(self):
         return cuda.Device(0)
+
+    shape = property(lambda self: self._array.shape)
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
+    size = property(lambda self: self._array.size)
+    strides = property(lambda self: self._array.strides)
+    itemsize = property(lambda self: self._array.itemsize)
+    nbytes = property(lambda self: self._array.nbytes)
+    flags = property(lambda self: self._array.flags)
+    T = property(lambda self: ndarray(self._array.T))
 
     def __getattr__(self, name):
         if name.startswith("__"):  # NumPy's __array_interface__ and friends: no implicit conversion
