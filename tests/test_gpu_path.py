@@ -90,6 +90,13 @@ def test_fake_elementwise_kernel_checks_its_arguments_as_cupy(fake_gpu, axpy):
         unknown(x, out)
 
 
+def test_a_kernel_parameter_cupy_would_refuse_is_refused_on_any_machine():
+    for params in ("T i, T f", "T x, T _ind"):
+        with pytest.raises(ValueError, match="clash with CuPy's generated code"):
+            backend.ElementwiseKernel("tinygrad_lstm_test_bad_names", params, "T out", "out = 0;", _axpy_formula)
+    assert "tinygrad_lstm_test_bad_names" not in backend.KERNELS
+
+
 # ---------------------------------------------------------------- the availability check
 
 

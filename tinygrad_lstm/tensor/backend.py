@@ -208,6 +208,11 @@ class ElementwiseKernel:
     def __post_init__(self):
         if self.name in KERNELS:
             raise ValueError(f"an elementwise kernel named {self.name!r} is already registered")
+        names = [param.split()[-1] for param in f"{self.in_params},{self.out_params}".split(",") if param.strip()]
+        reserved = [name for name in names if name == "i" or name.startswith("_")]
+        if reserved:  # CuPy would refuse or mangle them only when the kernel is first built, on the GPU
+            raise ValueError(f"elementwise kernel {self.name!r}: parameter names {reserved} clash with CuPy's "
+                             "generated code (i is its loop index; _raw_<name> and _ind are its own); rename them")
         KERNELS[self.name] = self
 
     def __call__(self, xp: ModuleType, *arrays) -> None:
