@@ -7,7 +7,6 @@ from .gradcheck import gradcheck
 from .graph import (
     Function,
     GraphView,
-    apply,
     detect_anomaly,
     enable_grad,
     is_grad_enabled,
@@ -17,7 +16,7 @@ from .graph import (
     walk_graph,
 )
 from .serialization import load, save
-from .tensor import Tensor, cat, matmul, maximum, minimum, stack, where
+from .tensor import Tensor, apply, cat, matmul, maximum, minimum, stack, where
 
 __all__ = [
     "Function", "GraphView", "Tensor", "apply", "arange", "array_module", "cat", "detect_anomaly", "enable_grad",

@@ -30,8 +30,8 @@ import functools
 
 import numpy as np
 
-from .graph import Function, apply
-from .tensor import Tensor
+from .graph import Function
+from .tensor import Tensor, apply
 
 
 @functools.lru_cache(maxsize=64)
