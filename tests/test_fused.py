@@ -1,4 +1,4 @@
-"""The fused LSTM ops (`tl.fused_lstm_cell`, `tl.fused_lstm`, `fused_linear`): gradchecks, equal to the composed."""
+"""The fused LSTM ops (`fused_lstm_cell`, `fused_lstm`, `tl.linear`): gradchecks, equal to the composed."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
-from tinygrad_lstm.tensor.fused import fused_linear
+from tinygrad_lstm.nn import fused_lstm, fused_lstm_cell
 
 
 def _tensor(rng, shape, device, requires_grad=True):
@@ -19,16 +19,16 @@ def test_fused_cell_gradcheck(device):
     batch, hidden = 2, 3
     inputs = [_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                                   (4 * hidden, hidden))]
-    assert tl.gradcheck(tl.fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
 
 
-def test_fused_linear_gradcheck_and_values(device):
+def test_linear_gradcheck_and_values(device):
     rng = np.random.default_rng(8)
     x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
-    assert tl.gradcheck(fused_linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(fused_linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
+    assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
+    np.testing.assert_allclose(tl.linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
     with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
-        fused_linear(x, weight.T, bias)
+        tl.linear(x, weight.T, bias)
 
 
 @pytest.mark.parametrize("used", ["h", "c"])
@@ -37,7 +37,7 @@ def test_fused_cell_gradcheck_one_output_used(device, used):
     rng = np.random.default_rng(1)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     index = 0 if used == "h" else 1
-    assert tl.gradcheck(lambda *args: tl.fused_lstm_cell(*args)[index], [xw, h, c, w_hh], atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(lambda *args: fused_lstm_cell(*args)[index], [xw, h, c, w_hh], atol=1e-7, rtol=1e-5)
 
 
 def test_fused_cell_matches_torch(device, torch):
@@ -50,7 +50,7 @@ def test_fused_cell_matches_torch(device, torch):
     w_ih, w_hh, b_ih, b_hh = (tl.Tensor(p.detach().numpy(), device=device, requires_grad=True)
                               for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
     ox, oh, oc = (tl.Tensor(a, device=device, requires_grad=True) for a in (x, h, c))
-    h_new, c_new = tl.fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
+    h_new, c_new = fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
     np.testing.assert_allclose(h_new.numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(c_new.numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
     gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
@@ -70,12 +70,12 @@ def test_fused_layer_gradcheck(device, used):
     inputs = [_tensor(rng, s, device) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                                   (4 * hidden, hidden))]
     pick = {"hs": lambda hs, c: hs, "c": lambda hs, c: c, "both": lambda hs, c: (hs, c)}[used]
-    assert tl.gradcheck(lambda *args: pick(*tl.fused_lstm(*args)), inputs, atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(lambda *args: pick(*fused_lstm(*args)), inputs, atol=1e-7, rtol=1e-5)
 
 
 @pytest.mark.parametrize("overwrite_xw", [False, True])
 def test_fused_layer_equals_fused_cell_steps(device, overwrite_xw):
-    """tl.fused_lstm is tl.fused_lstm_cell looped over the steps: the same values and every gradient."""
+    """fused_lstm is fused_lstm_cell looped over the steps: the same values and every gradient."""
     rng = np.random.default_rng(12)
     steps, batch, hidden = 6, 3, 4
     data = [rng.standard_normal(s) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
@@ -87,11 +87,11 @@ def test_fused_layer_equals_fused_cell_steps(device, overwrite_xw):
         if looped:
             h, c, hs = h0, c0, []
             for t in range(steps):
-                h, c = tl.fused_lstm_cell(xw[t], h, c, w_hh)
+                h, c = fused_lstm_cell(xw[t], h, c, w_hh)
                 hs.append(h)
             hs = tl.stack(hs)
         else:
-            hs, c = tl.fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
+            hs, c = fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
         ((hs * tl.Tensor(upstream_hs, device=device)).sum() + (c * tl.Tensor(upstream_c, device=device)).sum()
          ).backward()
         results.append([hs, c, xw.grad, h0.grad, c0.grad, w_hh.grad])
@@ -104,7 +104,7 @@ def test_fused_layer_gives_gradients_only_where_needed(device):
     xw = _tensor(rng, (4, 2, 8), device)
     h0, c0 = _tensor(rng, (2, 2), device, requires_grad=False), _tensor(rng, (2, 2), device)
     w_hh = _tensor(rng, (8, 2), device, requires_grad=False)
-    hs, c = tl.fused_lstm(xw, h0, c0, w_hh)
+    hs, c = fused_lstm(xw, h0, c0, w_hh)
     (hs.sum() + c.sum()).backward()
     assert xw.grad.shape == (4, 2, 8) and c0.grad.shape == (2, 2)
     assert h0.grad is None and w_hh.grad is None
@@ -121,15 +121,15 @@ def test_fused_layer_bad_shapes_are_named(bad, message):
     shapes = {"xw": (3, 2, 8), "h0": (2, 2), "c0": (2, 2), "w_hh": (8, 2)} | bad
     args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
     with pytest.raises(ValueError) as error:
-        tl.fused_lstm(**args)
+        fused_lstm(**args)
     assert message in str(error.value)
 
 
 def test_fused_layer_bad_input_types_are_named():
     with pytest.raises(TypeError, match="fused_lstm: c0 has dtype float64 but w_hh has dtype float32"):
-        tl.fused_lstm(tl.zeros(3, 2, 8), tl.zeros(2, 2), tl.zeros(2, 2, dtype=np.float64), tl.zeros(8, 2))
+        fused_lstm(tl.zeros(3, 2, 8), tl.zeros(2, 2), tl.zeros(2, 2, dtype=np.float64), tl.zeros(8, 2))
     with pytest.raises(TypeError, match="fused_lstm: h0 must be a Tensor, got ndarray"):
-        tl.fused_lstm(tl.zeros(3, 2, 8), np.zeros((2, 2), np.float32), tl.zeros(2, 2), tl.zeros(8, 2))
+        fused_lstm(tl.zeros(3, 2, 8), np.zeros((2, 2), np.float32), tl.zeros(2, 2), tl.zeros(8, 2))
 
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
@@ -212,10 +212,10 @@ def test_overwrite_xw_only_when_asked(device):
     rng = np.random.default_rng(5)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     before = xw.numpy().copy()
-    kept = tl.fused_lstm_cell(xw, h, c, w_hh)
+    kept = fused_lstm_cell(xw, h, c, w_hh)
     np.testing.assert_array_equal(xw.numpy(), before)
     scratch = tl.Tensor(before, device=device, requires_grad=True)
-    reused = tl.fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
+    reused = fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
     assert not np.array_equal(scratch.numpy(), before)  # it now holds the gate activations
     for a, b in zip(kept, reused, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -224,7 +224,7 @@ def test_overwrite_xw_only_when_asked(device):
 def test_backward_twice_with_retain_graph(device):
     rng = np.random.default_rng(6)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
-    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     loss = (h_new * c_new).sum()
     loss.backward(retain_graph=True)
     first = w_hh.grad.numpy().copy()
@@ -236,14 +236,14 @@ def test_no_graph_under_no_grad(device):
     rng = np.random.default_rng(7)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     with tl.no_grad():
-        h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+        h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     assert h_new.grad_fn is None and not c_new.requires_grad
 
 
 def test_float32_stays_float32(device):
     xw, h, c = tl.randn(2, 8, device=device), tl.randn(2, 2, device=device), tl.randn(2, 2, device=device)
     w_hh = tl.randn(8, 2, device=device, requires_grad=True)
-    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     (h_new.sum() + c_new.sum()).backward()
     assert h_new.dtype == c_new.dtype == w_hh.grad.dtype == np.float32
 
@@ -258,13 +258,13 @@ def test_bad_shapes_are_named(bad, message):
     shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2)} | bad
     args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
     with pytest.raises(ValueError) as error:
-        tl.fused_lstm_cell(**args)
+        fused_lstm_cell(**args)
     assert message in str(error.value)
 
 
 def test_bad_dtype_is_named():
     with pytest.raises(TypeError, match="h_prev has dtype float64 but w_hh has dtype float32"):
-        tl.fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))
+        fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))
 
 
 def test_layer_backward_twice_with_retain_graph(device):

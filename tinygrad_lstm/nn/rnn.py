@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 
-from ..tensor import Tensor, fused_lstm, fused_lstm_cell, name_scope, rand, stack, zeros
-from ..tensor.fused import fused_linear
+from ..tensor import Tensor, linear, name_scope, rand, stack, zeros
+from .fused import fused_lstm, fused_lstm_cell
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
@@ -245,7 +245,7 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
 
 def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
     """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
-    return rows @ w_ih.T if b_ih is None else fused_linear(rows, w_ih, b_ih + b_hh)
+    return linear(rows, w_ih, None if b_ih is None else b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:

@@ -156,9 +156,10 @@ class ElementwiseKernel:
             raise ValueError(f"an elementwise kernel named {self.name!r} is already registered")
         KERNELS[self.name] = self
 
-    def __call__(self, xp: ModuleType, *arrays) -> None:
+    def __call__(self, xp: ModuleType, *arrays, **numpy_options) -> None:
+        """Run on `arrays` (inputs, then outputs); `numpy_options` go to the array code on NumPy alone."""
         if xp is np:
-            self.formula(xp, *arrays)
+            self.formula(xp, *arrays, **numpy_options)
             return
         compiled = self._compiled.get(xp)
         if compiled is None:

@@ -613,6 +613,26 @@ def matmul(a, b) -> Tensor:
     return apply(ops.MatMul, a, b)
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, x (N, in_features), weight (out_features, in_features), bias (out_features,).
+
+    With a bias it is one graph node (PyTorch's addmm): layers that project many rows at once (a
+    recurrent layer's input projection for every step) keep one (N, out) array alive, not two.
+    """
+    for what, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if not isinstance(t, Tensor) and not (what == "bias" and t is None):
+            raise TypeError(f"linear: {what} must be a Tensor, got {type(t).__name__}")
+    bias_shape = None if bias is None else bias.shape
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1] or bias_shape not in (None, weight.shape[:1]):
+        raise ValueError(f"linear: shapes x {x.shape}, weight {weight.shape}, bias {bias_shape} do not fit "
+                         "x (N, in), weight (out, in), bias (out,)")
+    if bias is None:
+        return x @ weight.T
+    if not x.dtype == weight.dtype == bias.dtype:
+        raise TypeError(f"linear: dtypes differ: x {x.dtype}, weight {weight.dtype}, bias {bias.dtype}")
+    return apply(ops.Linear, x, weight, bias)
+
+
 def _as_tensors(name: str, tensors: Sequence) -> list[Tensor]:
     if not isinstance(tensors, Sequence) or not tensors:
         raise TypeError(f"{name}() takes a non-empty list or tuple of tensors")
