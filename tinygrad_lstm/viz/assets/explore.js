@@ -177,6 +177,7 @@
   const panels = Array.from(document.querySelectorAll("section.panel"))
     .map((section) => new Panel(section, data.panels[Number(section.dataset.panel)]));
   const longest = Math.max(...panels.map((p) => p.n));
+  if (panels.length > 1) $("panels").classList.add("side-by-side");  // charts side by side, to compare
   const explorer = {
     panels, position: 0, mode: "grad", pinned: null, inspected: null, timer: null, zoom: null,
 
