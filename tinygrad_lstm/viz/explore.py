@@ -28,7 +28,7 @@ import numpy as np
 
 from ..tensor import GraphView, Tensor, walk_graph
 from .draw import draw_graph
-from .folding import find_repeated_scope, hidden_numbers
+from .folding import RepeatedScope, find_repeated_scope, hidden_numbers
 from .style import GradScale
 
 #: above this many ops a picture is folded by default, and the whole graph is not laid out at all. Measured
@@ -137,12 +137,13 @@ def _panel(title: str, root: Tensor, fold: bool | None) -> dict:
         raise ValueError(f"explore: fold=True but the graph{f' {title!r}' if title else ''} has no repeated "
                          "scopes (\"step 1\", \"step 2\", ...) long enough to fold")
     folded_first = foldable and (large if fold is None else fold)
-    variants = (["folded"] if folded_first else ["whole"]) + ([] if large or not foldable else
-                                                              (["whole"] if folded_first else ["folded"]))
+    variants = ["folded" if folded_first else "whole"]
+    if foldable and not large:  # the other picture too, when the whole graph is quick to lay out
+        variants.append("whole" if folded_first else "folded")
     return {"title": title, "ops": [{"op": op.op, "scope": op.scope} for op in g.view.ops], "walk": g.walk,
             "tensors": [_tensor_summary(t, g.arrival[i]) for i, t in enumerate(g.view.tensors)],
             "pictures": {name: _picture(g, name == "folded") for name in variants}, "shown": variants[0],
-            "opCount": len(g.view.ops), "large": large and foldable, "chart": _step_chart(g)}
+            "large": large and foldable, "chart": _step_chart(g)}
 
 
 def _check_root(title: str, root: Tensor, view: GraphView) -> None:
@@ -154,7 +155,7 @@ def _check_root(title: str, root: Tensor, view: GraphView) -> None:
                          "then root.backward(), before exploring")
 
 
-def _repeated(view: GraphView):
+def _repeated(view: GraphView) -> RepeatedScope | None:
     return find_repeated_scope(tuple(op.scope.split("/")) for op in view.ops if op.scope)
 
 
@@ -176,7 +177,7 @@ def _tensor_summary(t: Tensor, arrival: int | None) -> dict:
     values = t.numpy()
     summary = {"name": t.name or "", "shape": list(t.shape), "size": int(values.size), "value": _stats(values),
                "grad": None if t.grad is None else _stats(t.grad.numpy()), "arrival": arrival,
-               "leaf": t.is_leaf, "requiresGrad": t.requires_grad, "tags": sorted(t.tags)}
+               "requiresGrad": t.requires_grad}
     if t.grad_fn is not None and t.grad_fn.op == "Sigmoid" and values.size:
         summary["saturation"] = {"near0": float((values < SATURATION).mean()),
                                  "near1": float((values > 1 - SATURATION).mean()), "threshold": SATURATION}
@@ -214,8 +215,7 @@ def _picture(g: _Graph, folded: bool) -> dict:
         if key in nodes:
             nodes[key]["ops"].append(i)
         else:
-            nodes[key] = {"kind": "op", "title": op.op, "scope": op.scope, "tensors": shows.get(key, []),
-                          "outputs": g.outputs[i], "ops": [i]}
+            nodes[key] = {"kind": "op", "title": op.op, "scope": op.scope, "tensors": shows.get(key, []), "ops": [i]}
     for key, members in shows.items():
         if key.startswith("t"):
             t = view.tensors[members[0]]

@@ -139,7 +139,7 @@
   Panel.prototype.info = function (key) {
     const node = this.view().picture.nodes[key];
     const spec = this.spec, pos = this.pos;
-    let html = `<h3>${esc(node.kind === "op" ? node.title : node.title)}</h3><table>`;
+    let html = `<h3>${esc(node.title)}</h3><table>`;
     html += `<tr><td>kind</td><td>${esc(node.kind)}</td></tr>`;
     html += `<tr><td>scope</td><td>${esc(node.scope || "(none)")}</td></tr>`;
     html += "</table>";
@@ -286,12 +286,18 @@
   $("zoom-out").onclick = () => explorer.setZoom((panels[0].view().scale || 1) / 1.25);
   $("zoom-fit").onclick = () => explorer.setZoom(null);
   document.addEventListener("keydown", (e) => {
-    if (e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "radio") return;
+    const typing = e.target.tagName === "SELECT" ||
+      (e.target.tagName === "INPUT" && e.target.type !== "checkbox" && e.target.type !== "radio");
+    if (typing) return;
     const keys = {
       ArrowRight: () => explorer.go(explorer.position + 1), ArrowLeft: () => explorer.go(explorer.position - 1),
       " ": () => explorer.toggle(), Home: () => explorer.go(0), End: () => explorer.go(longest),
     };
     if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  });
+  document.addEventListener("click", (e) => {  // a clicked button lets go of the focus, so space plays, not clicks
+    const button = e.target.closest && e.target.closest("button");
+    if (button) button.blur();
   });
   explorer.setZoom(null);
   explorer.go(0);
