@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -270,6 +271,10 @@ def test_in_a_browser_stepping_follows_the_walk_and_shows_the_engines_gradient(b
         shown = float(browser.find_element(By.CSS_SELECTOR, "#info .grad-norm").text)
         assert shown == pytest.approx(np.linalg.norm(view.tensors[index].grad.numpy()), rel=1e-3)
         browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", node)
+    sigmoid = next(i for i, op in enumerate(view.ops) if op.op == "Sigmoid")  # a gate: how saturated it is
+    node = browser.find_element(By.XPATH, f'//*[local-name()="g"][*[local-name()="title"]="op{sigmoid}"]')
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('mouseenter'))", node)
+    assert "near 0" in browser.find_element(By.ID, "info").text and "near 1" in browser.find_element(By.ID, "info").text
     body.send_keys(Keys.HOME)  # back at the start, x_1's gradient has not arrived yet
     index = next(i for i, t in enumerate(view.tensors) if t.name == "x_1")
     node = browser.find_element(By.XPATH, f'//*[local-name()="g"][*[local-name()="title"]="t{index}"]')
@@ -278,19 +283,37 @@ def test_in_a_browser_stepping_follows_the_walk_and_shows_the_engines_gradient(b
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
-def test_in_a_browser_fold_and_colour_switches(browser, tmp_path):
+def test_in_a_browser_fold_colour_and_play(browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
 
     path = viz.explore(unrolled_cell("rnn", 6, backward=True, input_grad=True), tmp_path / "rnn.html")
+    data = page_data(open(path, encoding="utf-8").read())["panels"][0]
     browser.get("file://" + os.path.abspath(path))
     visible = browser.find_elements(By.CSS_SELECTOR, ".picture:not([hidden])")
     assert [v.get_attribute("data-variant") for v in visible] == ["whole"]
     browser.find_element(By.ID, "fold").click()
     visible = browser.find_elements(By.CSS_SELECTOR, ".picture:not([hidden])")
     assert [v.get_attribute("data-variant") for v in visible] == ["folded"]
+    key, node = next((k, n) for k, n in data["pictures"]["folded"]["nodes"].items() if n["kind"] == "root")
+    fill = ('return [...document.querySelectorAll(".picture:not([hidden]) g.node")]'
+            f'.find((g) => g.querySelector("title").textContent === "{key}")'
+            '.querySelector("polygon, ellipse, path").getAttribute("fill")')
+    assert browser.execute_script(fill) == node["gradColor"]  # the root's gradient is there from the start
     browser.find_element(By.CSS_SELECTOR, 'input[name="mode"][value="value"]').click()
     assert "mean value" in browser.find_element(By.ID, "legend").text
+    assert browser.execute_script(fill) == node["valueColor"]
     assert len(browser.find_elements(By.CSS_SELECTOR, ".chart .bar")) == 6
+
+    Select(browser.find_element(By.ID, "speed")).select_by_value("100")
+    position = browser.find_element(By.ID, "position")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.SPACE)  # play
+    time.sleep(0.3)
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.SPACE)  # pause
+    reached = int(position.get_attribute("value"))
+    time.sleep(0.2)
+    assert 0 < reached == int(position.get_attribute("value"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 

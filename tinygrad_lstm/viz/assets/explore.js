@@ -55,8 +55,8 @@
 
   Panel.prototype.buildChart = function (div) {
     const c = this.spec.chart;
-    div.innerHTML = `<div class="caption">gradient norm reaching each ${esc(c.word)}'s input ` +
-      `(log scale, 1e${c.low} to 1e${c.high}), filled in as the walk reaches it</div>` +
+    div.innerHTML = `<div class="caption">gradient norm reaching each ${esc(c.word)}'s own inputs (the leaves ` +
+      `only it uses; log scale, 1e${c.low} to 1e${c.high}), filled in as the walk reaches them</div>` +
       '<div class="bars"></div><div class="labels"></div>';
     const bars = div.querySelector(".bars"), labels = div.querySelector(".labels");
     return c.bars.map((b) => {
