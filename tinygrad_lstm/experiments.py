@@ -249,8 +249,7 @@ def unrolled_cell(kind: str = "lstm", steps: int = 3, input_size: int = 3, hidde
     for t in range(1, steps + 1):
         x = tl.randn(batch, input_size, device=device, requires_grad=input_grad)
         x.name = f"x_{t}"
-        with tl.name_scope(f"step {t}"):
-            state = cell(x, state)
+        state = cell(x, state)  # the cell opens one "step t" scope per call
     h = state[0] if isinstance(state, tuple) else state
     loss = (h * h).sum()
     loss.name = "loss"

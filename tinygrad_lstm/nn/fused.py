@@ -146,7 +146,7 @@ def _well_formed(xw, h, c, w_hh, xw_ndim: int) -> bool:
             and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h.dtype == c.dtype == dtype)
 
 
-def _input_error(who: str, xw, h: tuple[str, object], c: tuple[str, object], w_hh, xw_ndim: int) -> Exception:
+def _input_error(who: str, xw, h: tuple[str, Tensor], c: tuple[str, Tensor], w_hh, xw_ndim: int) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
     named = (("xw", xw), h, c, ("w_hh", w_hh))
     for name, t in named:
