@@ -47,10 +47,16 @@ def resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ..
     return shape
 
 
+# ops that, as PyTorch, take a 0-d tensor as one element along axis 0 (or -1): softmax of a number is 1
+_SCALAR_IS_ONE_ELEMENT = frozenset({"softmax", "log_softmax"})
+
+
 def check_axis(op: str, axis: int, ndim: int) -> int:
     """One axis, checked and made non-negative."""
     if not isinstance(axis, int | np.integer):
         raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
+    if ndim == 0 and op in _SCALAR_IS_ONE_ELEMENT and axis in (0, -1):
+        return 0
     if ndim == 0 or not -ndim <= axis < ndim:
         raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
     return int(axis) % ndim

@@ -1,0 +1,181 @@
+"""Ops at their edges, against PyTorch: exact zeros, constant inputs, empty axes, 0-d tensors, integer inputs,
+degrees of freedom <= 0, and the messages for arguments of the wrong kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygrad_lstm as tl
+
+
+def _both(torch, values, device, requires_grad=True):
+    """The same float64 values as a tinygrad-lstm leaf and a torch leaf."""
+    array = np.asarray(values, dtype=np.float64)
+    return (tl.Tensor(array, requires_grad=requires_grad, device=device),
+            torch.tensor(array, requires_grad=requires_grad))
+
+
+def _assert_same(ours, theirs, what: str) -> None:
+    """Equal values, with NaN and +-inf in the same places."""
+    expected = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    np.testing.assert_allclose(ours.numpy() if isinstance(ours, tl.Tensor) else ours, expected,
+                               rtol=1e-12, atol=0, equal_nan=True, err_msg=what)
+
+
+def _grad_pair(ours, theirs, x, tx, seed=0):
+    """Backward with one random upstream gradient on both sides."""
+    upstream = np.random.default_rng(seed).standard_normal(ours.shape)
+    ours.backward(tl.Tensor(upstream, dtype=np.float64, device=ours.device))
+    import torch as _torch
+
+    theirs.backward(_torch.tensor(upstream))
+    _assert_same(x.grad, tx.grad, "gradient")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # PyTorch warns about degrees of freedom <= 0
+@pytest.mark.parametrize("values", [[1.0, 1.0, 1.0], [[2.0, 2.0], [1.0, 3.0]], [5.0], [[-0.0, 0.0, 0.0]]])
+@pytest.mark.parametrize("op", ["std", "var"])
+@pytest.mark.parametrize("correction", [0, 1, 2, 3])
+def test_var_and_std_match_pytorch_for_constant_inputs_and_any_correction(torch, device, values, op, correction):
+    """A constant input's std has gradient 0 (not 0 * inf = NaN); correction >= N divides by 0 (inf, NaN at 0/0)."""
+    x, tx = _both(torch, values, device)
+    for axis in (None, -1):
+        x.grad, tx.grad = None, None
+        kwargs = {} if axis is None else {"axis": axis}
+        ours = getattr(x, op)(correction=correction, **kwargs)
+        theirs = getattr(tx, op)(correction=correction, **({} if axis is None else {"dim": axis}))
+        _assert_same(ours, theirs, f"{op} forward")
+        n = x.size if axis is None else x.shape[-1]
+        if correction >= n and axis is None and op == "var":
+            continue  # PyTorch's full-reduction var gradient drops the sign of x - mean; we keep it, as along dims
+        if correction > n:
+            continue  # PyTorch divides the gradient by N - correction < 0 while the value divides by 0
+        _grad_pair(ours, theirs, x, tx)
+
+
+def test_std_of_a_constant_has_zero_gradient_not_nan(device):
+    x = tl.Tensor([1.0, 1.0, 1.0], requires_grad=True, device=device)
+    x.std().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_var_over_empty_and_0d_is_nan_as_pytorch(torch, device):
+    for shape, axis in [((0,), None), ((2, 0), 1), ((0, 3), 1), ((), None)]:
+        x, tx = _both(torch, np.ones(shape), device)
+        for op in ("var", "std"):
+            ours = getattr(x, op)(axis=axis)
+            theirs = getattr(tx, op)(**({} if axis is None else {"dim": axis}))
+            assert ours.shape == tuple(theirs.shape)
+            _assert_same(ours, theirs, f"{op} of shape {shape}")
+
+
+@pytest.mark.parametrize(
+    "base, exponent",
+    [
+        ([0.0, 1.0, -2.0, 0.5], [0.0, 0.0, 0.0, 0.0]),  # x ** 0: gradient 0 everywhere, also at x = 0
+        ([0.0, 1.0, 2.0, 0.0], [0.0, 1.0, 2.0, 0.0]),  # x ** x at 0
+        ([0.0, 0.0, 0.0, 0.0, 0.0], [-1.0, -2.0, 0.0, 1.0, 0.5]),  # 0 ** x: d/dx is -inf for x < 0
+        ([-1.0, -2.0, 3.0, 0.0], [2.0, 3.0, -1.0, -0.5]),  # negative bases: NaN d/dexponent
+    ],
+)
+def test_pow_values_and_gradients_match_pytorch_at_zero(torch, device, base, exponent):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, ta = _both(torch, base, device)
+        b, tb = _both(torch, exponent, device)
+        ours, theirs = a**b, ta**tb
+        _assert_same(ours, theirs, "pow forward")
+        upstream = np.random.default_rng(1).standard_normal(ours.shape)
+        ours.backward(tl.Tensor(upstream, dtype=np.float64, device=device))
+        theirs.backward(torch.tensor(upstream))
+    _assert_same(a.grad, ta.grad, "d/dbase")
+    _assert_same(b.grad, tb.grad, "d/dexponent")
+
+
+def test_x_pow_0_and_x_pow_x_have_finite_gradients_at_zero(device):
+    x = tl.Tensor([0.0, 2.0], requires_grad=True, dtype=np.float64, device=device)
+    (x**0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    x.grad = None
+    (x**x).sum().backward()
+    assert x.grad.numpy()[0] == 0.0
+
+
+def test_pow_number_exponents_match_pytorch(torch, device):
+    for exponent in (0, 0.0, 1, 2, -1, 0.5):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x, tx = _both(torch, [0.0, 1.5, -2.0], device)
+            ours, theirs = x**exponent, tx**exponent
+            _assert_same(ours, theirs, f"x ** {exponent}")
+            _grad_pair(ours, theirs, x, tx)
+
+
+def test_integers_to_negative_integer_powers_are_refused_clearly(device):
+    x = tl.Tensor([1, 2], dtype=np.int64, device=device)
+    with pytest.raises(ValueError, match="integers to negative integer powers.*float"):
+        x**-1
+    np.testing.assert_array_equal((x**2).numpy(), [1, 4])
+
+
+@pytest.mark.parametrize("op", ["exp", "log", "sqrt", "tanh", "sigmoid", "softmax", "log_softmax", "logsumexp",
+                                "var", "std", "mean"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, bool])
+def test_float_valued_ops_on_integer_tensors_give_float32(torch, device, op, dtype):
+    values = np.array([1, 2, 3]).astype(dtype)
+    with np.errstate(divide="ignore"):
+        ours = getattr(tl.Tensor(values, device=device), op)()
+    assert ours.dtype == np.float32, f"{op} of {np.dtype(dtype)} gives {ours.dtype}"
+    theirs = getattr(torch.tensor(values.astype(np.float32)), op)(*([0] if "soft" in op or "sum" in op else []))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_division_and_unary_ops_agree_on_the_dtype_of_integers(device):
+    x = tl.Tensor([1, 2], dtype=np.int64, device=device)
+    assert (x / 2).dtype == x.exp().dtype == x.log().dtype == np.float32
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_over_an_empty_axis_and_of_a_0d_tensor_match_pytorch(torch, device, op):
+    for shape, axis in [((2, 0), 1), ((2, 0), 0), ((0, 3), 1), ((0,), 0), ((), 0), ((), -1)]:
+        x, tx = _both(torch, np.full(shape, 0.5), device)
+        ours, theirs = getattr(x, op)(axis=axis), getattr(tx, op)(dim=axis)
+        assert ours.shape == tuple(theirs.shape), (op, shape, axis)
+        _assert_same(ours, theirs, f"{op} of shape {shape} along {axis}")
+        _grad_pair(ours, theirs, x, tx)
+
+
+def test_logsumexp_over_an_empty_axis_is_minus_inf_and_of_a_0d_tensor_is_itself(torch, device):
+    for shape, axis in [((2, 0), 1), ((0, 3), 1), ((0,), None), ((2, 0), None), ((), None), ((), 0)]:
+        x, tx = _both(torch, np.full(shape, 0.25), device)
+        ours = x.logsumexp(axis=axis)
+        theirs = tx.logsumexp(dim=tuple(range(tx.ndim)) if axis is None else axis)
+        assert ours.shape == tuple(theirs.shape)
+        _assert_same(ours, theirs, f"logsumexp of shape {shape}")
+        _grad_pair(ours, theirs, x, tx)
+
+
+def test_logsumexp_keeps_nan_and_minus_inf(torch, device):
+    for values in ([float("-inf"), float("-inf")], [float("nan"), 1.0], [float("inf"), 1.0]):
+        x, tx = _both(torch, values, device, requires_grad=False)
+        with np.errstate(invalid="ignore"):
+            _assert_same(x.logsumexp(), tx.logsumexp(0), f"logsumexp{values}")
+
+
+def test_axis_of_the_wrong_type_is_named(device):
+    x = tl.Tensor([[1.0, 2.0]], device=device)
+    for call in (lambda: x.sum(axis=1.0), lambda: x.mean(axis="0"), lambda: x.max(axis=(0, 1.5)),
+                 lambda: x.var(axis=1.0), lambda: x.logsumexp(axis=[0.0])):
+        with pytest.raises(TypeError, match=r"axis must be an integer or a tuple of integers, got"):
+            call()
+
+
+def test_python_integers_too_large_for_64_bits(device):
+    big = tl.Tensor([2**70], device=device)  # no dtype: a float32, as any other Python number (torch.Tensor too)
+    assert big.dtype == np.float32 and big.item() == pytest.approx(2.0**70)
+    with pytest.raises(OverflowError, match=r"dtype int64: the integer 1180591620717411303424 does not fit"):
+        tl.Tensor([1, 2**70], dtype=np.int64, device=device)
+    with pytest.raises(OverflowError, match=r"dtype int64: the integer 9223372036854775808 does not fit"):
+        tl.Tensor([2**63], dtype=np.int64, device=device)  # NumPy would wrap it to -2**63 without a word
+    with pytest.raises(OverflowError, match=r"float32: the integer 100000000000\.\.\. \(401 digits\)"):
+        tl.Tensor([[10**400]], device=device)
