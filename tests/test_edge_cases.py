@@ -179,3 +179,58 @@ def test_python_integers_too_large_for_64_bits(device):
         tl.Tensor([2**63], dtype=np.int64, device=device)  # NumPy would wrap it to -2**63 without a word
     with pytest.raises(OverflowError, match=r"float32: the integer 100000000000\.\.\. \(401 digits\)"):
         tl.Tensor([[10**400]], device=device)
+
+
+# ---------------------------------------------------------------- detect_anomaly names the op that made the NaN
+
+
+def test_anomaly_in_a_leaf_is_blamed_on_the_leaf_not_on_the_op_that_passes_it_on(device):
+    x = tl.Tensor([1.0, float("nan")], requires_grad=True, name="x", device=device)
+    with tl.detect_anomaly(), pytest.raises(FloatingPointError) as error:
+        x.reshape(2, 1)
+    message = str(error.value)
+    assert "input 0 of op 'Reshape' already holds NaN" in message and "'x' of shape (2,) is a leaf" in message
+    assert "produced" not in message
+
+
+def test_anomaly_from_before_detect_anomaly_names_the_op_that_made_it(device):
+    x = tl.Tensor([-1.0, 1.0], requires_grad=True, device=device)
+    with np.errstate(invalid="ignore"), tl.name_scope("gate"):
+        y = x.log()  # NaN, made while anomaly mode was off
+    with tl.detect_anomaly(), pytest.raises(FloatingPointError,
+                                            match=r"input 0 of op 'Mul'.*made by op 'Log' in name scope 'gate' "
+                                                  r"before detect_anomaly was on"):
+        y * 2
+
+
+def test_anomaly_is_blamed_on_the_op_whose_inputs_were_finite(device):
+    x = tl.Tensor([1.0, -1.0], requires_grad=True, device=device)
+    with tl.detect_anomaly(), np.errstate(invalid="ignore"), pytest.raises(
+            FloatingPointError, match=r"the forward of op 'Sqrt' produced NaN or Inf from finite inputs"):
+        (x * 2).sqrt().reshape(2, 1).sum()
+
+
+def test_anomaly_in_the_given_gradient_is_named(device):
+    x = tl.Tensor([1.0, 2.0], requires_grad=True, device=device)
+    y = x * 2
+    with tl.detect_anomaly(), pytest.raises(FloatingPointError, match=r"gradient given to backward\(\) holds NaN"):
+        y.backward(tl.Tensor([float("nan"), 1.0], device=device))
+
+
+def test_anomaly_in_backward_from_a_nan_leaf_is_blamed_on_the_leaf(device):
+    x = tl.Tensor([1.0, 2.0], requires_grad=True, device=device)
+    w = tl.Tensor([float("inf"), 1.0], name="w", device=device)
+    loss = (x * w).sum()  # built before anomaly mode; d loss / dx = w holds Inf
+    with tl.detect_anomaly(), pytest.raises(FloatingPointError,
+                                            match=r"input 1 of op 'Mul' already holds NaN or Inf \(seen in its "
+                                                  r"backward\): the tensor 'w' of shape \(2,\) is a leaf"):
+        loss.backward()
+
+
+def test_anomaly_when_finite_gradients_sum_to_inf(device):
+    x = tl.Tensor([1e-30], requires_grad=True, device=device)
+    z = x * 1.0
+    loss = (z * 2e38).sum() + (z * 2e38).sum()  # each path's gradient is 2e38; their float32 sum is not finite
+    with tl.detect_anomaly(), np.errstate(over="ignore"), pytest.raises(
+            FloatingPointError, match=r"reaching output 0 of op 'Mul' are finite, but their sum overflowed"):
+        loss.backward()

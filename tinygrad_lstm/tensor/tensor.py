@@ -734,10 +734,10 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         fn.num_outputs = 1
         out = as_array(out)
         if anomaly:
-            check_finite(out, "forward", fn)
+            check_finite(out, "forward", fn, inputs)
         return Tensor._make(out, device, grad_fn, 0)
     fn.num_outputs = len(out)
     if anomaly:
         for o in out:
-            check_finite(o, "forward", fn)
+            check_finite(o, "forward", fn, inputs)
     return tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
