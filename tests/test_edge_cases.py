@@ -234,3 +234,25 @@ def test_anomaly_when_finite_gradients_sum_to_inf(device):
     with tl.detect_anomaly(), np.errstate(over="ignore"), pytest.raises(
             FloatingPointError, match=r"reaching output 0 of op 'Mul' are finite, but their sum overflowed"):
         loss.backward()
+
+
+def test_nan_gradients_stay_out_of_the_side_that_lost_as_pytorch(torch, device):
+    """ReLU, clip, maximum and minimum pick gradients with `where`: 0 * NaN would leak NaN where PyTorch has 0."""
+    nan = float("nan")
+    cases = [
+        (lambda x, y: x.relu(), lambda x, y: x.relu()),
+        (lambda x, y: x.clip(-1.0, 1.5), lambda x, y: x.clamp(-1.0, 1.5)),
+        (lambda x, y: tl.maximum(x, y), lambda x, y: x.maximum(y)),
+        (lambda x, y: tl.minimum(x, y), lambda x, y: x.minimum(y)),
+    ]
+    for ours_fn, theirs_fn in cases:
+        x, tx = _both(torch, [nan, -1.0, 0.0, 2.0, 1.0], device)
+        y, ty = _both(torch, [1.0, nan, 0.0, 1.0, 3.0], device)
+        ours, theirs = ours_fn(x, y), theirs_fn(tx, ty)
+        _assert_same(ours, theirs, "forward")
+        upstream = np.array([1.0, nan, nan, 2.0, nan])
+        ours.backward(tl.Tensor(upstream, dtype=np.float64, device=device))
+        theirs.backward(torch.tensor(upstream))
+        _assert_same(x.grad, tx.grad, "gradient of x")
+        if ty.grad is not None:
+            _assert_same(y.grad, ty.grad, "gradient of y")

@@ -160,6 +160,16 @@ class Pow(Function):
         return ga, gb
 
 
+def _tie_split(xp, g, a, b, loses):
+    """The gradient one side of a max/min gets: all of it where it won, half at a tie, none where it lost.
+
+    Chosen with `where`, not by multiplying with a 0/1 mask, so a NaN or Inf gradient does not leak into the
+    side that lost (as PyTorch); a NaN input wins.
+    """
+    zero = xp.zeros((), dtype=g.dtype)
+    return xp.where(loses, zero, xp.where(a == b, g / 2, g))
+
+
 class Maximum(Function):
     """Elementwise max; where the inputs tie, each gets half of the gradient (as PyTorch)."""
 
@@ -169,8 +179,9 @@ class Maximum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, a > b).astype(g.dtype, copy=False)
-        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+        xp = self.xp
+        return (unbroadcast(_tie_split(xp, g, a, b, a < b), a.shape) if self.needs_grad[0] else None,
+                unbroadcast(_tie_split(xp, g, a, b, a > b), b.shape) if self.needs_grad[1] else None)
 
 
 class Minimum(Function):
@@ -182,8 +193,9 @@ class Minimum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, a < b).astype(g.dtype, copy=False)
-        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+        xp = self.xp
+        return (unbroadcast(_tie_split(xp, g, a, b, a > b), a.shape) if self.needs_grad[0] else None,
+                unbroadcast(_tie_split(xp, g, a, b, a < b), b.shape) if self.needs_grad[1] else None)
 
 
 class Where(Function):
@@ -296,12 +308,14 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(a, 0); the gradient is chosen with `where`, so a NaN gradient stays out where a <= 0 (as PyTorch)."""
+
     def forward(self, a):
-        self.saved = a > 0
+        self.saved = ~(a <= 0)  # NaN passes its gradient on, as PyTorch
         return self.xp.maximum(a, 0)  # not a * mask, which gives -0.0 for negative inputs
 
     def backward(self, g):
-        return (g * self.saved,)
+        return (self.xp.where(self.saved, g, self.xp.zeros((), dtype=g.dtype)),)
 
 
 class Abs(Function):
@@ -326,7 +340,7 @@ class Clip(Function):
         return self.xp.clip(a, low, high).astype(a.dtype, copy=False)
 
     def backward(self, g):
-        return (g * self.saved,)
+        return (self.xp.where(self.saved, g, self.xp.zeros((), dtype=g.dtype)),)
 
 
 class Cast(Function):
