@@ -385,3 +385,29 @@ def test_pytorch_pt_files_get_a_recipe_that_converts_them(torch, tmp_path, monke
     loaded = tl.load("renamed.safetensors")
     for name, value in source.state_dict().items():
         np.testing.assert_array_equal(loaded[name], value.numpy(), err_msg=name)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_empty_dicts_come_back(tmp_path, suffix):
+    """A fresh optimizer's state is {}: it must not vanish from the file."""
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    state = {"optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "empty": {}, "deep": {"er": {}}}
+    loaded = tl.load(tl.save(state, tmp_path / f"ck{suffix}"))
+    assert loaded["optimizer"]["state"] == {} and loaded["empty"] == {} and loaded["deep"] == {"er": {}}
+    assert loaded["optimizer"]["param_groups"]["0"]["lr"] == 0.1
+
+
+def test_files_numpy_wrote_load(tmp_path):
+    weights = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    np.savez(tmp_path / "plain.npz", w=weights, b=np.arange(3, dtype=">i4"))
+    np.savez_compressed(tmp_path / "small.npz", w=weights)
+    for name in ("plain.npz", "small.npz"):
+        loaded = tl.load(tmp_path / name)
+        np.testing.assert_array_equal(loaded["w"], weights)
+    assert tl.load(tmp_path / "plain.npz")["b"].tolist() == [0, 1, 2]
+    with zipfile.ZipFile(tmp_path / "folders.npz", "w") as archive:  # zip tools add folder entries
+        archive.writestr(zipfile.ZipInfo("model/"), b"")
+        with archive.open("model/w.npy", "w") as member:
+            np.lib.format.write_array(member, weights)
+    np.testing.assert_array_equal(tl.load(tmp_path / "folders.npz")["model"]["w"], weights)

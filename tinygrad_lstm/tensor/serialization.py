@@ -1,7 +1,7 @@
 """`save` / `load`: checkpoints as `.npz` (NumPy) or `.safetensors` (PyTorch and others read it), by suffix.
 
 Both are written atomically and read without pickle. Nested dicts (a model's and an optimizer's state in
-one checkpoint) are flattened with "/" in the member names and come back nested; keys come back as
+one checkpoint) are flattened with "/" in the member names and come back nested (empty ones too); keys come back as
 strings, so an int key 0 returns as "0", and a list of dicts (an optimizer's param_groups) returns as a
 dict keyed "0", "1", ...
 
@@ -38,6 +38,7 @@ _SAFETENSORS_EXTRA = "pip install 'tinygrad-lstm[safetensors]' (or pip install s
 _SAFETENSORS_DTYPES = {"BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16",
                        "U32": "uint32", "I32": "int32", "U64": "uint64", "I64": "int64", "F16": "float16",
                        "F32": "float32", "F64": "float64"}  # the safetensors dtypes NumPy has
+_EMPTY_DICTS = "tinygrad_lstm.empty_dicts"  # .safetensors metadata: the names of empty dicts, as a JSON list
 _HOST = re.sub(r"\W", "_", socket.gethostname())[:40] or "host"
 # temporary files of a save in progress: ".tmp-HOST-PID-TOKEN.npz"; ".tmp-XXXXXXXX.npz" from older versions
 _TEMPORARY = re.compile(r"^\.tmp-(?:(?P<host>\w+)-(?P<pid>\d+)-)?[0-9a-z_]{8}\.(?:npz|safetensors)$")
@@ -85,6 +86,7 @@ def _as_numpy(name: str, value) -> np.ndarray:
 
 
 def _flatten(state: Mapping, prefix: str, out: dict) -> dict:
+    """Nested dicts as one dict of "a/b" -> array; an empty dict is kept as "a" -> None, so it comes back."""
     for key, value in state.items():
         key = str(key)
         if not key or SEPARATOR in key or "\0" in key:
@@ -93,36 +95,44 @@ def _flatten(state: Mapping, prefix: str, out: dict) -> dict:
         name = prefix + key
         if isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value):
             value = dict(enumerate(value))
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             _flatten(value, name + SEPARATOR, out)
             continue
         if name in out:
             raise ValueError(f"save: two keys are both written as {name!r}")
-        out[name] = _as_numpy(name, value)
+        out[name] = None if isinstance(value, Mapping) else _as_numpy(name, value)
     return out
 
 
-def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    """The .npz layout (an uncompressed zip of .npy members), written without pickles.
+def _write_npz(file: BinaryIO, arrays: dict[str, np.ndarray | None]) -> None:
+    """The .npz layout (an uncompressed zip of .npy members), written without pickles; an empty dict is a
+    folder entry "name/".
 
     Written here rather than with `np.savez(**arrays)` so that any key works, "file" and
     "allow_pickle" included.
     """
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in arrays.items():
+            if array is None:
+                archive.writestr(zipfile.ZipInfo(name + SEPARATOR), b"")
+                continue
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
-def _write_safetensors(file: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    """The safetensors layout: a JSON header of names, dtypes and shapes, then the raw little-endian data."""
+def _write_safetensors(file: BinaryIO, arrays: dict[str, np.ndarray | None]) -> None:
+    """The safetensors layout: a JSON header of names, dtypes and shapes, then the raw little-endian data;
+    the names of empty dicts go into the header's metadata."""
     numpy_names = set(_SAFETENSORS_DTYPES.values())
+    empty = [name for name, array in arrays.items() if array is None]
+    arrays = {name: array for name, array in arrays.items() if array is not None}
     for name, array in arrays.items():
         if array.dtype.name not in numpy_names:
             raise TypeError(f"save: key {name!r} holds dtype {array.dtype}, which a .safetensors file cannot; "
                             "save to .npz instead")
     contiguous = {k: v if v.flags.c_contiguous else v.copy(order="C") for k, v in arrays.items()}
-    file.write(_safetensors("writing").save(contiguous))
+    metadata = {_EMPTY_DICTS: json.dumps(empty)} if empty else None
+    file.write(_safetensors("writing").save(contiguous, metadata=metadata))
 
 
 def _target_path(path: str) -> str:
@@ -266,12 +276,18 @@ def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str)
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [info for info in archive.infolist() if not info.is_dir()]
+            members = archive.infolist()
             if any(info.filename.rsplit("/", 1)[-1] == "data.pkl" for info in members):
                 raise CheckpointError(f"load: {path!r} was written by torch.save (a pickle inside a zip), which is "
                                       f"refused because loading a pickle can run code; {_torch_recipe(path)}")
-            flat: dict[str, np.ndarray] = {}
+            flat: dict[str, np.ndarray | None] = {}
             for info in members:
+                if info.is_dir():  # an empty dict (or a folder entry a zip tool added)
+                    name = info.filename.rstrip(SEPARATOR)
+                    if flat.get(name) is not None:
+                        raise CheckpointError(f"load: {path!r} is corrupt ({name!r} is both an array and a folder)")
+                    flat[name] = None
+                    continue
                 if not info.filename.endswith(".npy"):
                     raise CheckpointError(f"load: {path!r} is corrupt (member {info.filename!r} is not a .npy array)")
                 name = info.filename[: -len(".npy")]
@@ -285,7 +301,7 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
         raise CheckpointError(f"load: {path!r} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
 
 
-def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+def _read_safetensors(path: str) -> dict[str, np.ndarray | None]:
     """A .safetensors file, its header checked first so that dtypes NumPy lacks get a message naming them."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -309,11 +325,18 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
         flat = st.load_file(path)
     except Exception as exc:  # safetensors raises its own SafetensorError for every defect of the file
         raise CheckpointError(f"load: {path!r} is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    return {name: array if array.flags.writeable else array.copy() for name, array in flat.items()}
+    flat = {name: array if array.flags.writeable else array.copy() for name, array in flat.items()}
+    metadata = header.get("__metadata__")
+    try:
+        empty = json.loads(metadata[_EMPTY_DICTS]) if isinstance(metadata, dict) and _EMPTY_DICTS in metadata else []
+    except (TypeError, ValueError):
+        raise CheckpointError(f"load: {path!r} is corrupt (its {_EMPTY_DICTS!r} metadata is not a JSON list)") from None
+    return flat | {name: None for name in empty if isinstance(name, str) and name not in flat}
 
 
-def _unflatten(flat: dict[str, np.ndarray], path: str) -> dict:
-    """Member names "a/b" back into nested dicts; a name that is both an array and a folder is an error."""
+def _unflatten(flat: dict[str, np.ndarray | None], path: str) -> dict:
+    """Member names "a/b" back into nested dicts (None: an empty dict); a name that is both an array and a
+    folder is an error."""
     nested: dict = {}
     for name, array in flat.items():
         *parents, leaf = name.split(SEPARATOR)
@@ -323,6 +346,8 @@ def _unflatten(flat: dict[str, np.ndarray], path: str) -> dict:
             if not isinstance(node, dict):
                 above = SEPARATOR.join(parents[: depth + 1])
                 raise CheckpointError(f"load: {path!r} is corrupt: {name!r} nests under {above!r}, which is an array")
+        if array is None and isinstance(node.setdefault(leaf, {}), dict):
+            continue
         if leaf in node:
             raise CheckpointError(f"load: {path!r} is corrupt: {name!r} is an array, but also holds {name + '/...'!r}")
         node[leaf] = array
