@@ -256,3 +256,23 @@ def test_nan_gradients_stay_out_of_the_side_that_lost_as_pytorch(torch, device):
         _assert_same(x.grad, tx.grad, "gradient of x")
         if ty.grad is not None:
             _assert_same(y.grad, ty.grad, "gradient of y")
+
+
+# ---------------------------------------------------------------- gradcheck
+
+
+def test_gradcheck_leaves_the_callers_tensors_alone_and_takes_non_leaves(device):
+    x = tl.Tensor([0.5, -1.5], dtype=np.float64, requires_grad=True, device=device)
+    x.grad = tl.Tensor([7.0, 7.0], dtype=np.float64, device=device)
+    data = x.data
+    assert tl.gradcheck(lambda t: (t * t).tanh(), [x])
+    assert x.data is data and x.grad.numpy().tolist() == [7.0, 7.0]
+    y = x * 3  # the result of an op: checked as the input it is
+    assert tl.gradcheck(lambda t: t.sigmoid(), [y])
+    assert x.grad.numpy().tolist() == [7.0, 7.0]
+
+
+def test_gradcheck_says_what_fn_must_return(device):
+    x = tl.Tensor([0.5], dtype=np.float64, requires_grad=True, device=device)
+    with pytest.raises(TypeError, match="fn must return a Tensor or a tuple of Tensors, got a float"):
+        tl.gradcheck(lambda t: float(t.sum().item()), [x])
