@@ -58,6 +58,9 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
     for i in checked:
         t = inputs[i]
         analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+        if analytic.shape != t.shape:
+            raise AssertionError(f"gradcheck failed for input {i}: backward gives a gradient of shape "
+                                 f"{analytic.shape} for an input of shape {t.shape}")
         numeric = np.zeros(t.shape)
         flat = t.data.reshape(-1)
         with no_grad():
