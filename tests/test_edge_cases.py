@@ -276,3 +276,12 @@ def test_gradcheck_says_what_fn_must_return(device):
     x = tl.Tensor([0.5], dtype=np.float64, requires_grad=True, device=device)
     with pytest.raises(TypeError, match="fn must return a Tensor or a tuple of Tensors, got a float"):
         tl.gradcheck(lambda t: float(t.sum().item()), [x])
+
+
+def test_integers_clamped_to_a_float_bound_become_float32_as_pytorch(torch, device):
+    values = np.array([1, 2, 3])
+    x, tx = tl.Tensor(values, dtype=np.int64, device=device), torch.tensor(values)
+    for low, high in [(1.5, None), (1.0, None), (None, 2), (0, 2.5)]:
+        ours, theirs = x.clip(low, high), tx.clamp(low, high)
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (low, high)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())

@@ -328,9 +328,13 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included), as PyTorch."""
+    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included), as PyTorch.
+
+    Integers clamped to a float bound become float32 (NumPy would round the bound into the integers)."""
 
     def forward(self, a, low=None, high=None):
+        if a.dtype.kind in "biu" and any(isinstance(bound, float | np.floating) for bound in (low, high)):
+            a = a.astype(self.xp.float32)  # integers clamped to a float bound become float32, as PyTorch
         inside = True
         if low is not None:
             inside = inside & (a >= low)
