@@ -285,3 +285,14 @@ def test_integers_clamped_to_a_float_bound_become_float32_as_pytorch(torch, devi
         ours, theirs = x.clip(low, high), tx.clamp(low, high)
         assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (low, high)
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_slices_with_float_or_zero_steps_are_named(device):
+    x = tl.Tensor(np.ones((3, 4)), device=device)
+    with pytest.raises(IndexError, match=r"slice slice\(None, None, 1\.5\) at axis 1: .*integers or None"):
+        x[:, ::1.5]
+    with pytest.raises(IndexError, match=r"slice slice\(0, 2\.0, None\) at axis 0"):
+        x[0:2.0]
+    with pytest.raises(IndexError, match=r"at axis 0: the step cannot be zero"):
+        x[::0]
+    assert x[np.int64(0) : np.int64(2)].shape == (2, 4)

@@ -108,6 +108,11 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
         elif part is None or isinstance(part, bool | np.bool_):
             continue
         elif isinstance(part, slice):
+            ends = (part.start, part.stop, part.step)
+            if not all(end is None or isinstance(end, int | np.integer) for end in ends):
+                raise IndexError(f"slice {part!r} at axis {axis}: start, stop and step must be integers or None")
+            if part.step == 0:
+                raise IndexError(f"slice {part!r} at axis {axis}: the step cannot be zero")
             axis += 1
         elif isinstance(part, int | np.integer):
             if not -shape[axis] <= part < shape[axis]:
