@@ -296,3 +296,51 @@ def test_slices_with_float_or_zero_steps_are_named(device):
     with pytest.raises(IndexError, match=r"at axis 0: the step cannot be zero"):
         x[::0]
     assert x[np.int64(0) : np.int64(2)].shape == (2, 4)
+
+
+SPECIAL = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e-300, 1e300]
+ELEMENTWISE = {
+    "neg": (lambda x: -x, lambda t: -t), "exp": (lambda x: x.exp(), lambda t: t.exp()),
+    "log": (lambda x: x.log(), lambda t: t.log()), "sqrt": (lambda x: x.sqrt(), lambda t: t.sqrt()),
+    "tanh": (lambda x: x.tanh(), lambda t: t.tanh()), "sigmoid": (lambda x: x.sigmoid(), lambda t: t.sigmoid()),
+    "relu": (lambda x: x.relu(), lambda t: t.relu()), "abs": (lambda x: x.abs(), lambda t: t.abs()),
+    "clip": (lambda x: x.clip(-1, 1), lambda t: t.clamp(-1, 1)), "square": (lambda x: x**2, lambda t: t**2),
+    "pow0": (lambda x: x**0, lambda t: t**0), "reciprocal": (lambda x: 1 / x, lambda t: 1 / t),
+    "exp2": (lambda x: 2**x, lambda t: 2**t), "zero_pow": (lambda x: 0**x, lambda t: 0**t),
+    "negative_pow": (lambda x: (-2) ** x, lambda t: (-2) ** t),
+}
+
+
+@pytest.mark.parametrize("op", sorted(ELEMENTWISE))
+def test_elementwise_ops_at_nan_inf_and_signed_zeros_match_pytorch(torch, device, op):
+    ours_fn, theirs_fn = ELEMENTWISE[op]
+    with np.errstate(all="ignore"):
+        x, tx = _both(torch, SPECIAL, device)
+        ours, theirs = ours_fn(x), theirs_fn(tx)
+        _assert_same(ours, theirs, f"{op} forward")
+        _grad_pair(ours, theirs, x, tx)
+
+
+BINARY_OPS = {
+    "add": (lambda a, b: a + b, lambda a, b: a + b), "sub": (lambda a, b: a - b, lambda a, b: a - b),
+    "mul": (lambda a, b: a * b, lambda a, b: a * b), "div": (lambda a, b: a / b, lambda a, b: a / b),
+    "pow": (lambda a, b: a**b, lambda a, b: a**b),
+    "maximum": (lambda a, b: tl.maximum(a, b), lambda a, b: a.maximum(b)),
+    "minimum": (lambda a, b: tl.minimum(a, b), lambda a, b: a.minimum(b)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(BINARY_OPS))
+def test_binary_ops_on_every_pair_of_special_values_match_pytorch(torch, device, op):
+    ours_fn, theirs_fn = BINARY_OPS[op]
+    left, right = (grid.ravel() for grid in np.meshgrid(SPECIAL, SPECIAL))
+    with np.errstate(all="ignore"):
+        a, ta = _both(torch, left, device)
+        b, tb = _both(torch, right, device)
+        ours, theirs = ours_fn(a, b), theirs_fn(ta, tb)
+        _assert_same(ours, theirs, f"{op} forward")
+        upstream = np.random.default_rng(2).standard_normal(ours.shape)
+        ours.backward(tl.Tensor(upstream, dtype=np.float64, device=device))
+        theirs.backward(torch.tensor(upstream))
+    _assert_same(a.grad, ta.grad, f"{op}: gradient of the left operand")
+    _assert_same(b.grad, tb.grad, f"{op}: gradient of the right operand")

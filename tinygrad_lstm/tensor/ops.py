@@ -320,7 +320,8 @@ class Relu(Function):
 
 class Abs(Function):
     def forward(self, a):
-        self.saved = self.xp.sign(a)
+        if a.dtype.kind == "f":  # only floats take gradients
+            self.saved = (a > 0).astype(a.dtype) - (a < 0)  # sign(a), but 0 at NaN (as PyTorch; NumPy's is NaN)
         return self.xp.abs(a)
 
     def backward(self, g):
