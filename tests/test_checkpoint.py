@@ -323,6 +323,8 @@ def test_safetensors_refuses_what_it_cannot_hold_naming_the_key(tmp_path, torch)
     safetensors_torch = pytest.importorskip("safetensors.torch")
     with pytest.raises(TypeError, match=r"key 'config/name' holds dtype <U5.*\.npz"):
         tl.save({"config": {"name": "chars"}}, tmp_path / "ck.safetensors")
+    with pytest.raises(ValueError, match=r"key '__metadata__' is reserved by the \.safetensors format"):
+        tl.save({"__metadata__": np.ones(2)}, tmp_path / "ck.safetensors")
     assert not list(tmp_path.iterdir())
     safetensors_torch.save_file({"w": torch.ones(2, dtype=torch.bfloat16)}, tmp_path / "bf16.safetensors")
     with pytest.raises(ValueError, match=r"bf16\.safetensors.*'w' has dtype BF16.*\.float\(\)"):

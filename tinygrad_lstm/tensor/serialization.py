@@ -126,6 +126,9 @@ def _write_safetensors(file: BinaryIO, arrays: dict[str, np.ndarray | None]) -> 
     numpy_names = set(_SAFETENSORS_DTYPES.values())
     empty = [name for name, array in arrays.items() if array is None]
     arrays = {name: array for name, array in arrays.items() if array is not None}
+    if "__metadata__" in arrays:
+        raise ValueError("save: the key '__metadata__' is reserved by the .safetensors format; rename it, or save "
+                         "to .npz")
     for name, array in arrays.items():
         if array.dtype.name not in numpy_names:
             raise TypeError(f"save: key {name!r} holds dtype {array.dtype}, which a .safetensors file cannot; "
