@@ -164,10 +164,15 @@ def test_logsumexp_keeps_nan_and_minus_inf(torch, device):
 
 def test_axis_of_the_wrong_type_is_named(device):
     x = tl.Tensor([[1.0, 2.0]], device=device)
-    for call in (lambda: x.sum(axis=1.0), lambda: x.mean(axis="0"), lambda: x.max(axis=(0, 1.5)),
-                 lambda: x.var(axis=1.0), lambda: x.logsumexp(axis=[0.0])):
-        with pytest.raises(TypeError, match=r"axis must be an integer or a tuple of integers, got"):
+    calls = {"sum": lambda: x.sum(axis=1.0), "mean": lambda: x.mean(axis="0"), "max": lambda: x.max(axis=(0, 1.5)),
+             "min": lambda: x.min(axis=1.0), "var": lambda: x.var(axis=1.0), "std": lambda: x.std(axis=1.0),
+             "logsumexp": lambda: x.logsumexp(axis=[0.0])}
+    for op, call in calls.items():
+        named = "(mean|sum)" if op == "mean" else op  # Tensor.mean is a sum divided by the count
+        with pytest.raises(TypeError, match=rf"^{named}: axis must be an integer or a tuple of integers, got"):
             call()
+    with pytest.raises(ValueError, match=r"^sum: axis 2 is out of range for a tensor of 2 dimension"):
+        x.sum(axis=2)
 
 
 def test_python_integers_too_large_for_64_bits(device):

@@ -62,8 +62,9 @@ def check_axis(op: str, axis: int, ndim: int) -> int:
     return int(axis) % ndim
 
 
-def reduced_count(shape: tuple[int, ...], axis) -> int:
-    return math.prod(shape[a] for a in normalize_axes(axis, len(shape)))
+def reduced_count(shape: tuple[int, ...], axis, op: str = "mean") -> int:
+    """How many elements a reduction over `axis` combines into each result."""
+    return math.prod(shape[a] for a in normalize_axes(axis, len(shape), op))
 
 
 def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:

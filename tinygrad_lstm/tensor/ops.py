@@ -30,21 +30,25 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     return grad
 
 
-def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
-    """`axis` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes, checked."""
+def normalize_axes(axis, ndim: int, op: str = "") -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes, checked.
+
+    Errors start with `op` ("sum: axis 2 is out of range ..."), so they say which call was wrong.
+    """
+    where = f"{op}: " if op else ""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis) if isinstance(axis, Sequence) else None
     if axes is None or not all(isinstance(a, int | np.integer) for a in axes):
-        raise TypeError(f"axis must be an integer or a tuple of integers, got {axis!r}")
+        raise TypeError(f"{where}axis must be an integer or a tuple of integers, got {axis!r}")
     for a in axes:
         if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
+            raise ValueError(f"{where}axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
     if ndim == 0:
         return ()  # a 0-d tensor accepts axis 0 or -1, as PyTorch; there is nothing to reduce
     normalized = tuple(sorted(int(a) % ndim for a in axes))
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"axis {axis!r} names an axis twice")
+        raise ValueError(f"{where}axis {axis!r} names an axis twice")
     return normalized
 
 
@@ -374,7 +378,7 @@ class ToDevice(Function):
 
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_axes(axis, a.ndim, "sum")
         self.shapes = (a.shape, _kept_shape(a.shape, axes))
         return a.sum(axis=axes, keepdims=keepdims)
 
@@ -386,7 +390,7 @@ class Max(Function):
     """Max over axes; tied maxima share the gradient evenly (as PyTorch's amax)."""
 
     def forward(self, a, axis=None, keepdims=False, minimum=False):
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "min" if minimum else "max")
         if any(a.shape[i] == 0 for i in self.axes):
             raise ValueError(f"{'min' if minimum else 'max'} over an empty axis of shape {a.shape} has no value")
         kept = a.min(axis=self.axes, keepdims=True) if minimum else a.max(axis=self.axes, keepdims=True)
@@ -411,7 +415,7 @@ class LogSumExp(Function):
     def forward(self, a, axis=None, keepdims=False):
         xp = self.xp
         a = _as_float(xp, a)
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_axes(axis, a.ndim, "logsumexp")
         m = _max_kept(xp, a, axes)
         m = xp.where(xp.isfinite(m), m, 0)
         total = xp.exp(a - m).sum(axis=axes, keepdims=True)
@@ -432,7 +436,7 @@ class Var(Function):
     def forward(self, a, axis=None, keepdims=False, correction=1):
         xp = self.xp
         a = _as_float(xp, a)
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_axes(axis, a.ndim, type(self).__name__.lower())
         count = math.prod(a.shape[i] for i in axes)
         kept = _kept_shape(a.shape, axes)
         self.dof, self.shapes = max(count - correction, 0), (a.shape, kept)
@@ -481,7 +485,7 @@ class Softmax(Function):
     def forward(self, a, axis=-1):
         xp = self.xp
         a = _as_float(xp, a)
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "softmax")
         e = xp.exp(a - _max_kept(xp, a, self.axes))
         self.saved = e / e.sum(axis=self.axes, keepdims=True)
         return self.saved
@@ -497,7 +501,7 @@ class LogSoftmax(Function):
     def forward(self, a, axis=-1):
         xp = self.xp
         a = _as_float(xp, a)
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "log_softmax")
         shifted = a - _max_kept(xp, a, self.axes)
         out = shifted - xp.log(xp.exp(shifted).sum(axis=self.axes, keepdims=True)) if a.size else shifted
         self.saved = out
