@@ -382,8 +382,8 @@ def test_pytorch_pt_files_get_a_recipe_that_converts_them(torch, tmp_path, monke
         with pytest.raises(ValueError, match=rf"{path}.*refused because loading a pickle can run code") as error:
             tl.load(path)
     recipe = [line.strip() for line in str(error.value).splitlines() if line.startswith("    ")]
-    assert len(recipe) == 2
-    exec("\n".join(recipe), {})  # the two lines the message gives, run as a user would
+    assert len(recipe) == 2 and recipe[0] == "import torch, safetensors.torch"
+    exec("\n".join(recipe), {})  # the lines the message gives, run as a user would
     loaded = tl.load("renamed.safetensors")
     for name, value in source.state_dict().items():
         np.testing.assert_array_equal(loaded[name], value.numpy(), err_msg=name)

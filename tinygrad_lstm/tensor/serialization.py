@@ -1,9 +1,9 @@
 """`save` / `load`: checkpoints as `.npz` (NumPy) or `.safetensors` (PyTorch and others read it), by suffix.
 
 Both are written atomically and read without pickle. Nested dicts (a model's and an optimizer's state in
-one checkpoint) are flattened with "/" in the member names and come back nested (empty ones too); keys come back as
-strings, so an int key 0 returns as "0", and a list of dicts (an optimizer's param_groups) returns as a
-dict keyed "0", "1", ...
+one checkpoint) are flattened with "/" in the member names and come back nested (empty ones too); keys
+come back as strings, so an int key 0 returns as "0", and a list of dicts (an optimizer's param_groups)
+returns as a dict keyed "0", "1", ...
 
 A `.safetensors` file moves weights to PyTorch and back in one line each way:
 `torch_lstm.load_state_dict(safetensors.torch.load_file("lstm.safetensors"))` reads what `tl.save` wrote,
@@ -50,11 +50,12 @@ class CheckpointError(ValueError):
 
 
 def _torch_recipe(path: str) -> str:
+    """Two lines that turn a PyTorch state_dict file into a .safetensors file this package reads."""
     target = os.path.splitext(path)[0] + ".safetensors"
-    return (f"convert it once with PyTorch and safetensors ({_SAFETENSORS_EXTRA}):\n"
+    state = f"torch.load({path!r}, map_location='cpu')"
+    return (f"convert it once in Python, with PyTorch and safetensors installed:\n"
             f"    import torch, safetensors.torch\n"
-            f"    safetensors.torch.save_file({{k: v.contiguous() for k, v in torch.load({path!r}).items()}}, "
-            f"{target!r})\n"
+            f"    safetensors.torch.save_file({{k: v.contiguous() for k, v in {state}.items()}}, {target!r})\n"
             f"then tl.load({target!r})")
 
 
