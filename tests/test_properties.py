@@ -121,6 +121,38 @@ BINARY = {
 }
 
 
+def _torch():
+    import torch  # only reached inside the test, which the `torch` fixture skips when PyTorch is missing
+
+    return torch
+
+
+def _structural(draw, shape, leaves):
+    """Ops that move elements around: matmul, cat, stack, split, repeated integer indices, expand."""
+    ndim = len(shape)
+    name = draw(st.sampled_from(["matmul", "cat", "stack", "split", "repeat_index", "expand"]))
+    if ndim == 0 or (name == "repeat_index" and shape[0] == 0):
+        name = "expand"
+    if name == "matmul":
+        leaves.append(draw(arrays((shape[-1], draw(st.sampled_from([0, 1, 2]))))))
+        return name, (lambda a, b: a @ b, lambda s, t: s @ t)
+    if name == "cat":
+        axis = draw(st.integers(-ndim, ndim - 1))
+        return name, (lambda a: tl.cat([a, a * 2], axis=axis), lambda t: _torch().cat([t, t * 2], axis))
+    if name == "stack":
+        axis = draw(st.integers(-ndim - 1, ndim))
+        leaves.append(draw(arrays(shape)))
+        return name, (lambda a, b: tl.stack([a, b], axis=axis), lambda s, t: _torch().stack([s, t], axis))
+    if name == "split":
+        axis = draw(st.integers(0, ndim - 1))
+        size = draw(st.integers(1, 3))
+        return name, (lambda a: a.split(size, axis=axis)[-1], lambda t: t.split(size, dim=axis)[-1])
+    if name == "repeat_index":
+        index = draw(st.lists(st.integers(-shape[0], shape[0] - 1), min_size=0, max_size=4))
+        return name, (lambda a: a[index], lambda t: t[index])
+    return name, (lambda a: a.unsqueeze(0).expand(2, *a.shape), lambda t: t.unsqueeze(0).expand(2, *t.shape))
+
+
 @st.composite
 def programs(draw):
     """Leaves (as arrays) and a list of steps, each a pair of functions: ours and PyTorch's."""
@@ -129,7 +161,7 @@ def programs(draw):
     steps = []
     current = np.zeros(shape)  # tracks the shape only
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["unary", "unary", "binary", "reduce", "softmax"]))
+        kind = draw(st.sampled_from(["unary", "unary", "binary", "reduce", "softmax", "structural"]))
         if kind == "unary":
             name = draw(st.sampled_from(sorted(UNARY)))
             ours, theirs = UNARY[name]
@@ -149,6 +181,11 @@ def programs(draw):
             name = draw(st.sampled_from(["sum", "mean", "max", "min", "logsumexp", "var", "std"]))
             ours, theirs = _reduction(draw, current, name)
             steps.append(("unary", name, ours, theirs))
+        elif kind == "structural":
+            before = len(leaves)
+            name, (ours, theirs) = _structural(draw, current.shape, leaves)
+            takes_leaf = len(leaves) > before
+            steps.append(("binary", name, ours, theirs, before) if takes_leaf else ("unary", name, ours, theirs))
         else:
             name = draw(st.sampled_from(["softmax", "log_softmax"]))
             ours, theirs = _softmax(draw, current, name)
