@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import tinygrad_lstm as tl
 
 EDGE_VALUES = [0.0, 0.0, 1.0, -1.0, 0.5, -2.0, 2.0]  # exact zeros (twice as likely) and ties
-PROPERTY = settings(max_examples=80, deadline=None, derandomize=True,
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
