@@ -269,9 +269,9 @@ def test_nan_gradients_stay_out_of_the_side_that_lost_as_pytorch(torch, device):
 def test_gradcheck_leaves_the_callers_tensors_alone_and_takes_non_leaves(device):
     x = tl.Tensor([0.5, -1.5], dtype=np.float64, requires_grad=True, device=device)
     x.grad = tl.Tensor([7.0, 7.0], dtype=np.float64, device=device)
-    data = x.data
+    data = x.array
     assert tl.gradcheck(lambda t: (t * t).tanh(), [x])
-    assert x.data is data and x.grad.numpy().tolist() == [7.0, 7.0]
+    assert x.array is data and x.grad.numpy().tolist() == [7.0, 7.0]
     y = x * 3  # the result of an op: checked as the input it is
     assert tl.gradcheck(lambda t: t.sigmoid(), [y])
     assert x.grad.numpy().tolist() == [7.0, 7.0]

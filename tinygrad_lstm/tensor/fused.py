@@ -266,7 +266,7 @@ def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
     """
     if not _well_formed(xw, h_prev, c_prev, w_hh, 2):
         raise _input_error("fused_lstm_cell", xw, ("h_prev", h_prev), ("c_prev", c_prev), w_hh, 2)
-    return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
+    return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw and xw.array.flags.c_contiguous)
 
 
 def fused_lstm(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *,
@@ -279,7 +279,7 @@ def fused_lstm(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *,
     """
     if not _well_formed(xw, h0, c0, w_hh, 3):
         raise _input_error("fused_lstm", xw, ("h0", h0), ("c0", c0), w_hh, 3)
-    return apply(FusedLSTMLayer, xw, h0, c0, w_hh, overwrite_xw=overwrite_xw and xw.data.flags.c_contiguous)
+    return apply(FusedLSTMLayer, xw, h0, c0, w_hh, overwrite_xw=overwrite_xw and xw.array.flags.c_contiguous)
 
 
 def fused_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:

@@ -53,16 +53,16 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
 
     def weighted_sum() -> float:
         results = _outputs(fn(*inputs))
-        return sum(float((to_numpy(o.data) * u).sum()) for o, u in zip(results, upstream, strict=True))
+        return sum(float((to_numpy(o.array) * u).sum()) for o, u in zip(results, upstream, strict=True))
 
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
         if analytic.shape != t.shape:
             raise AssertionError(f"gradcheck failed for input {i}: backward gives a gradient of shape "
                                  f"{analytic.shape} for an input of shape {t.shape}")
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1)
+        flat = t.array.reshape(-1)
         with no_grad():
             for k in range(flat.size):
                 original = flat[k].item()

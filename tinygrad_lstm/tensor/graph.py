@@ -132,7 +132,7 @@ def check_finite(array, what: str, fn: Function, inputs: Iterable[Tensor] = ()) 
     if is_finite(array):
         return
     for i, t in enumerate(inputs):
-        if not is_finite(t.data):
+        if not is_finite(t.array):
             raise FloatingPointError(f"anomaly: input {i} of op {fn.op!r}{_in_scope(fn)} already holds NaN or Inf "
                                      f"(seen in its {what}): {_origin(t)}")
     raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{_in_scope(fn)} produced NaN or Inf "
