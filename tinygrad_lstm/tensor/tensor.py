@@ -408,12 +408,10 @@ class Tensor:
 
     def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Variance with Bessel's correction by default, as PyTorch."""
-        centered = self - self.mean(axis=axis, keepdims=True)
-        squares, count = (centered * centered).sum(axis=axis, keepdims=keepdims), reduced_count(self.shape, axis)
-        return squares / (count - correction) if count > correction else squares * float("nan")
+        return apply(ops.Var, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+        return apply(ops.Std, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
         return apply(ops.Max, self, axis=axis, keepdims=keepdims)
@@ -557,9 +555,16 @@ class Tensor:
 def _python_data_as_array(data, dtype) -> np.ndarray:
     """Python numbers and (nested) lists as a NumPy array: float32 unless bool or `dtype` says otherwise."""
     try:
-        array = np.asarray(data)
+        array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    except OverflowError:
+        raise OverflowError(_too_large(data, DEFAULT_DTYPE if dtype is None else np.dtype(dtype))) from None
     except (ValueError, TypeError) as exc:
         raise TypeError(f"cannot make a Tensor from this {type(data).__name__}: {exc}") from None
+    if array.dtype == object and all(isinstance(v, numbers.Integral) for v in array.flat):
+        try:  # Python integers beyond 64 bits: a float, as every other number without a dtype
+            array = array.astype(np.float64)
+        except OverflowError:
+            raise OverflowError(_too_large(data, DEFAULT_DTYPE)) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"cannot make a Tensor from {type(data).__name__} of {array.dtype} items "
@@ -568,6 +573,14 @@ def _python_data_as_array(data, dtype) -> np.ndarray:
     if dtype is None and array.dtype.kind != "b":
         return array.astype(DEFAULT_DTYPE)
     return array
+
+
+def _too_large(data, dtype: np.dtype) -> str:
+    """The message for a Python integer that does not fit `dtype`, naming the largest one."""
+    integers = [v for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
+    digits = str(max(integers, key=abs)) if integers else "?"
+    shown = digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
+    return f"cannot make a Tensor of dtype {dtype}: the integer {shown} does not fit in it"
 
 
 def _constant(device: str, compute: Callable, *arrays) -> Tensor:
@@ -741,10 +754,10 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         fn.num_outputs = 1
         out = as_array(out)
         if anomaly:
-            check_finite(out, "forward", fn)
+            check_finite(out, "forward", fn, inputs)
         return Tensor._make(out, device, grad_fn, 0)
     fn.num_outputs = len(out)
     if anomaly:
         for o in out:
-            check_finite(o, "forward", fn)
+            check_finite(o, "forward", fn, inputs)
     return tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
