@@ -101,7 +101,7 @@ def _beside(value, ref: Tensor, what: str) -> Tensor:
 def _host_values(value) -> np.ndarray | None:
     """Indices or targets the caller gave as host data (lists, NumPy, CPU tensors) as a NumPy array, else None."""
     if isinstance(value, Tensor):
-        return value.data if value.device == "cpu" else None
+        return value.array if value.device == "cpu" else None
     if isinstance(value, np.ndarray) or not hasattr(value, "dtype"):
         return np.asarray(value)
     return None
@@ -111,7 +111,7 @@ def _first_outside(indices: Tensor, size: int, ignore: int | None = None, host: 
     """The first index outside [0, size) (skipping `ignore`), or None; checked because fancy indexing
     would wrap negative indices (and CuPy wraps every out-of-range one) silently. Checked on the `host`
     copy when the caller gave one, else on the device (one sync)."""
-    data = indices.data if host is None else host
+    data = indices.array if host is None else host
     outside = (data < 0) | (data >= size)
     if ignore is not None:
         outside &= data != ignore

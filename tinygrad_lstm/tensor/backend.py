@@ -215,9 +215,10 @@ class ElementwiseKernel:
                              "generated code (i is its loop index; _raw_<name> and _ind are its own); rename them")
         KERNELS[self.name] = self
 
-    def __call__(self, xp: ModuleType, *arrays) -> None:
+    def __call__(self, xp: ModuleType, *arrays, **numpy_options) -> None:
+        """Run on `arrays` (inputs, then outputs); `numpy_options` go to the array code on NumPy alone."""
         if xp is np:
-            self.formula(xp, *arrays)
+            self.formula(xp, *arrays, **numpy_options)
             return
         compiled = self._compiled.get(xp)
         if compiled is None:
