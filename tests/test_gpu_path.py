@@ -22,8 +22,6 @@ from tinygrad_lstm.cli import main
 from tinygrad_lstm.nn import functional as F
 from tinygrad_lstm.tensor import backend
 
-MERGE_CHECK = ("MERGE CHECK: fails until the fused LSTM kernels are backend.ElementwiseKernels (on main); "
-               "once merged it passes: delete this marker")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 
@@ -134,8 +132,7 @@ def _python_with(tmp_path, setup: str) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), ROOT, TESTS])}
 
 
-@pytest.mark.parametrize("broken", [
-    pytest.param(None, marks=pytest.mark.xfail(strict=True, reason=MERGE_CHECK)), "cublas"])
+@pytest.mark.parametrize("broken", [None, "cublas"])
 def test_example_05_checks_the_gpu_for_real(tmp_path, broken):
     setup = f"import sys, fake_cupy\nfake_cupy.BROKEN = {broken!r}\nsys.modules['cupy'] = fake_cupy\n"
     env = _python_with(tmp_path, setup)
@@ -235,7 +232,6 @@ def _project_kernels() -> dict:
     return {name: k for name, k in backend.KERNELS.items() if k.formula.__module__.startswith("tinygrad_lstm")}
 
 
-@pytest.mark.xfail(strict=True, reason=MERGE_CHECK)
 def test_the_project_registers_its_cuda_kernels():
     assert _project_kernels(), "importing tinygrad_lstm.nn registered no ElementwiseKernel"
 
