@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import array_module, device_of, use_device
+from .errors import BackwardReturnError, FreedGraphError, InplaceModifiedError
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
 
 class _ThreadState(threading.local):
-    """Grad mode, anomaly detection and the current name scope: per thread, as in PyTorch."""
+    """Grad mode, inference mode, anomaly detection and the current name scope: per thread, as in PyTorch."""
 
     grad_enabled = True
+    inference = False
     detect_anomaly = False
     scope = ""
 
@@ -61,6 +63,57 @@ class _GradMode(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         STATE.grad_enabled = self._previous.pop()
         return False
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Grad mode on or off: as a context manager or decorator like `no_grad`, or called on its own to set
+    the mode for the rest of the thread (as in PyTorch, the constructor already sets it)."""
+
+    def __init__(self, mode: bool):
+        super().__init__(bool(mode))
+        self._before_init: bool | None = STATE.grad_enabled
+        STATE.grad_enabled = self.enabled
+
+    def __enter__(self):
+        if self._before_init is not None:  # `with set_grad_enabled(m):` restores the mode from before the call
+            self._previous.append(self._before_init)
+            self._before_init = None
+            return self
+        return super().__enter__()
+
+    def __call__(self, func: Callable) -> Callable:
+        if self._before_init is not None:  # decorating does not change the mode of the decorating code
+            STATE.grad_enabled, self._before_init = self._before_init, None
+        return super().__call__(func)
+
+
+class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
+    """As `no_grad` (context manager or decorator, `@inference_mode` or `@inference_mode()`), flagged so
+    `is_inference_mode_enabled()` sees it. PyTorch also forbids using tensors made inside in a later
+    backward; here they are ordinary tensors, since the engine has no cheaper path to offer for them."""
+
+    def __new__(cls, mode: bool | Callable = True):
+        if callable(mode):  # bare decorator: @inference_mode
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        super().__init__(not mode)
+        self.inference = bool(mode)
+        self._outer_inference: list[bool] = []
+
+    def __enter__(self):
+        self._outer_inference.append(STATE.inference)
+        STATE.inference = self.inference
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        STATE.inference = self._outer_inference.pop()
+        return super().__exit__(*exc)
+
+
+def is_inference_mode_enabled() -> bool:
+    return STATE.inference
 
 
 def no_grad(func: Callable | None = None):
@@ -111,6 +164,20 @@ def check_finite(array, what: str, fn: Function) -> None:
         raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{where} produced NaN or Inf")
 
 
+class VersionCounter:
+    """How many times a storage was changed in place, shared by every tensor that views that storage.
+
+    A node that saved arrays for backward remembers the versions of its inputs (and a counter for each
+    output it saved), so a backward through data changed since raises instead of computing from it.
+    `last_op` names the in-place op that changed it last, for the error message.
+    """
+
+    __slots__ = ("value", "last_op")
+
+    def __init__(self, value: int = 0, last_op: str = ""):
+        self.value, self.last_op = value, last_op
+
+
 class Function:
     """One graph node. Subclasses implement `forward(*arrays, **params)` and `backward(*grad_outputs)`.
 
@@ -120,7 +187,8 @@ class Function:
     received no gradient. `apply` (in tensor.py) creates nodes, so subclasses define no `__init__`.
     """
 
-    __slots__ = ("inputs", "needs_grad", "saved", "freed", "num_outputs", "scope", "device", "xp", "details")
+    __slots__ = ("inputs", "needs_grad", "saved", "freed", "num_outputs", "scope", "device", "xp", "details",
+                 "saved_versions", "saved_outputs")
     inputs: tuple[Tensor, ...]  # the tensors forward was called on (only kept when the node is in a graph)
     needs_grad: tuple[bool, ...]  # per input: does backward have to compute its gradient?
     saved: Any  # what forward kept for backward; None once a backward released it
@@ -130,6 +198,8 @@ class Function:
     device: str  # where the outputs live ("cpu", "cuda:0")
     xp: ModuleType  # the array module of that device: ops compute with xp.*, never with NumPy directly
     details: dict[str, Any]  # what a fused node computed inside, for renderers ({"steps": 3, "gates": (...)})
+    saved_versions: tuple[int, ...] | None  # the inputs' versions when forward saved arrays, else None
+    saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`
 
     @property
     def op(self) -> str:
@@ -244,13 +314,51 @@ class _Gradient:
             self.array, self.owned = as_array(self.array + g), True
 
 
+def describe_tensor(t: Tensor) -> str:
+    """How error messages name a tensor: its name (parameters have one), shape and dtype; an unnamed
+    tensor made from a named one by a few ops (weight.T) says so."""
+    name = f"{t.name!r}, " if t.name else ""
+    made, source = [], t
+    while not source.name and source.grad_fn is not None and source.grad_fn.inputs and len(made) < 4:
+        made.append(source.grad_fn.op)
+        source = source.grad_fn.inputs[0]
+    origin = f", made by {' <- '.join(made)} from {source.name!r}" if made and source.name else ""
+    return f"{name}shape {t.shape}, {t.dtype}{origin}"
+
+
+def check_versions(fn: Function) -> None:
+    """Raise if data this node saved for backward was changed in place since (PyTorch's rule and message)."""
+    problem = None
+    for i, (t, saved) in enumerate(zip(fn.inputs, fn.saved_versions, strict=True)):
+        counter = t._version_counter
+        now = 0 if counter is None else counter.value
+        if now != saved:
+            problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", now, saved, counter
+            break
+    else:
+        for index, counter in fn.saved_outputs:
+            if counter.value:
+                problem = f"output {index} of op {fn.op!r}", counter.value, 0, counter
+                break
+    if problem is not None:
+        what, now, saved, counter = problem
+        by = f", last changed by {counter.last_op}" if counter is not None and counter.last_op else ""
+        raise InplaceModifiedError(
+            f"one of the tensors needed for gradient computation has been modified by an in-place operation: "
+            f"{what} is at version {now}{by}; expected version {saved} instead. Hint: run in-place updates "
+            "(an optimizer step, p -= lr * p.grad) after backward(), or use out-of-place ops (x = x + y)"
+        )
+
+
 def call_backward(fn: Function, grad_outputs: list) -> tuple:
     """One node's backward, on its device; checks it returned one gradient (or None) per input."""
     if fn.freed:
-        raise RuntimeError(
+        raise FreedGraphError(
             f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
             "by the first backward; pass retain_graph=True to the first backward() call"
         )
+    if fn.saved_versions is not None:
+        check_versions(fn)
     if fn.device == "cpu":
         grads = fn.backward(*grad_outputs)
     else:
@@ -258,7 +366,7 @@ def call_backward(fn: Function, grad_outputs: list) -> tuple:
             grads = fn.backward(*grad_outputs)
     if type(grads) is not tuple or len(grads) != len(fn.inputs):
         got = f"{len(grads)} values" if isinstance(grads, tuple) else f"a {type(grads).__name__}"
-        raise TypeError(f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
+        raise BackwardReturnError(f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
                         f"{len(fn.inputs)} here; it returned {got}")
     return grads
 
@@ -279,6 +387,7 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
     pending: dict[int, list[_Gradient | None]] = {}  # id(node) -> one summed gradient per output
     leaves: dict[int, tuple[Tensor, _Gradient]] = {}  # id(leaf) -> (leaf, its summed gradient)
     retained: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf that keeps .grad
+    hooked: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf with hooks
     anomaly = STATE.detect_anomaly
 
     def deliver(t: Tensor, g) -> None:
@@ -300,6 +409,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             slot.add(g)
         if t.retains_grad:
             retained[(id(fn), t._output_index)] = t
+        if t._hooks is not None:
+            hooked[(id(fn), t._output_index)] = t
 
     deliver(root, as_array(grad))
     order = topological_order([root.grad_fn]) if root.grad_fn is not None else []
@@ -309,8 +420,12 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             continue  # no path carried a gradient here
         grad_outputs = [None if s is None else s.array for s in slots]
         for i, g in enumerate(grad_outputs):
+            if g is None:
+                continue
+            if hooked and (id(fn), i) in hooked:
+                g = grad_outputs[i] = hooked[(id(fn), i)]._run_hooks(g)
             keeper = retained.get((id(fn), i)) if retained else None
-            if keeper is not None and g is not None:
+            if keeper is not None:
                 keeper._accumulate_grad(g)
         grads = call_backward(fn, grad_outputs)
         if not retain_graph:
@@ -323,4 +438,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 check_finite(g, "backward", fn)
             deliver(t, g)
     for leaf, g in leaves.values():
-        leaf._accumulate_grad(g.array, g.owned)
+        if leaf._hooks is None:
+            leaf._accumulate_grad(g.array, g.owned)
+        else:
+            hooked_grad = leaf._run_hooks(g.array)
+            leaf._accumulate_grad(hooked_grad, g.owned and hooked_grad is g.array)

@@ -35,7 +35,7 @@ def _flatten(state: Mapping, prefix: str, out: dict) -> dict:
         if name in out:
             raise ValueError(f"save: two keys are both written as {name!r}")
         if isinstance(value, Tensor):
-            out[name] = value.numpy()
+            out[name] = value.detach().numpy()
         elif is_backend_array(value):
             out[name] = to_numpy(value)
         else:

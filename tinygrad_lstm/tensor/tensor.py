@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -10,21 +11,45 @@ import numpy as np
 from . import ops
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
-from .graph import STATE, Function, as_array, check_finite, run_backward
+from .errors import ArgumentError, DeviceError, DTypeError, InplaceError, ShapeError, StateError
+from .graph import STATE, Function, VersionCounter, as_array, check_finite, describe_tensor, no_grad, run_backward
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+_VIEW_OPS = frozenset({ops.Reshape, ops.Permute, ops.Expand, ops.Split, ops.Index})  # outputs may share storage
+
+
+def _consumed(t: Tensor) -> bool:
+    """True once a recorded graph node took `t` as an input."""
+    return t._used
 
 
 def _is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
 
 
+MinMax = namedtuple("MinMax", ["values", "indices"])  # what max(dim)/min(dim) return, as PyTorch's
+
+
+def _dims(op: str, dim, axis, keepdim: bool = False, keepdims: bool | None = None) -> tuple:
+    """PyTorch's `dim`/`keepdim` or NumPy's `axis`/`keepdims` (the same arguments); giving both is an error."""
+    if axis is not None:
+        if dim is not None:
+            raise ArgumentError(f"{op}(): got both dim={dim!r} and axis={axis!r}; they are one argument "
+                                "(PyTorch's and NumPy's spelling), give one")
+        dim = axis
+    if keepdims is not None:
+        if keepdim:
+            raise ArgumentError(f"{op}(): got both keepdim= and keepdims=; they are one argument, give one")
+        keepdim = keepdims
+    return dim, bool(keepdim)
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode autodiff, on NumPy ("cpu") or CuPy ("cuda")."""
 
     __slots__ = ("array", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
-                 "retains_grad", "__weakref__")
+                 "retains_grad", "_version_counter", "_hooks", "_used", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None,
@@ -59,6 +84,9 @@ class Tensor:
         self.scope = STATE.scope
         self.tags = set()
         self.retains_grad = False
+        self._version_counter = None  # made on the first in-place change or view; None reads as version 0
+        self._hooks = None
+        self._used = False
 
     @classmethod
     def _make(cls, data, device: str, grad_fn: Function | None, index: int = 0) -> Tensor:
@@ -77,13 +105,53 @@ class Tensor:
     def ndim(self) -> int:
         return self.array.ndim
 
-    @property
-    def size(self) -> int:
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape (PyTorch's method); `size(d)` the length of axis d. `numel()` counts the elements."""
+        return self.array.shape if dim is None else self.array.shape[check_axis("size", dim, self.ndim)]
+
+    def numel(self) -> int:
         return self.array.size
+
+    def dim(self) -> int:
+        return self.array.ndim
+
+    ndimension = dim
 
     @property
     def dtype(self) -> np.dtype:
         return self.array.dtype
+
+    @property
+    def data(self) -> Tensor:
+        """A tensor sharing this one's storage, outside the graph (PyTorch's `.data`).
+
+        Changes made through it are not seen by autograd's version check (use `detach()` for that);
+        `.array` is the backend array itself.
+        """
+        return Tensor._make(self.array, self.device, None)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """`p.data = t` makes `p` use `t`'s storage (as PyTorch); shape and dtype may change, the device not."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if value.device != self.device:
+            raise DeviceError(f"Tensor.data: the new data is on {value.device!r} but the tensor on {self.device!r}")
+        if value.array is not self.array:
+            self.array, self._version_counter = value.array, None
+
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's storage was changed in place (PyTorch's `_version`)."""
+        counter = self._version_counter
+        return 0 if counter is None else counter.value
+
+    def _shared_counter(self) -> VersionCounter:
+        """The version counter of this tensor's storage, made on first use, to share with a view of it."""
+        counter = self._version_counter
+        if counter is None:
+            counter = self._version_counter = VersionCounter()
+        return counter
 
     @property
     def is_leaf(self) -> bool:
@@ -105,15 +173,22 @@ class Tensor:
             extras += f", dtype={self.dtype}"
         if self.name:
             extras += f", name={self.name!r}"
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        body = np.array2string(to_numpy(self.array), separator=", ", prefix="tensor(")
         return f"tensor({body}{extras})"
 
     __hash__ = object.__hash__
 
     # ------------------------------------------------------------ conversion
 
-    def numpy(self) -> np.ndarray:
-        """A NumPy array (copied from the GPU when needed); shares memory on the CPU."""
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """A NumPy array (copied from the GPU when needed); shares memory on the CPU.
+
+        As PyTorch, a tensor that requires grad refuses (writing to the array would change the graph's
+        data behind its back): use `.detach().numpy()`, or `force=True` for a copy.
+        """
+        if self.requires_grad and not force:
+            raise StateError(f"can't call numpy() on a tensor that requires grad ({describe_tensor(self)}); "
+                             "use tensor.detach().numpy() instead")
         return to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
@@ -122,12 +197,12 @@ class Tensor:
         return np.asarray(self.array, dtype=dtype)
 
     def item(self) -> float | int | bool:
-        if self.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.numpy().reshape(()).item()
+        if self.array.size != 1:
+            raise ShapeError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return to_numpy(self.array).reshape(()).item()
 
     def tolist(self):
-        return self.numpy().tolist()
+        return to_numpy(self.array).tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -136,8 +211,8 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
+        if self.array.size != 1:
+            raise ShapeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
         return bool(self.item())
 
     def __len__(self) -> int:
@@ -149,8 +224,27 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (how truncated BPTT carries state between chunks)."""
-        return Tensor._make(self.array, self.device, None)
+        """The same data, cut from the graph (how truncated BPTT carries state between chunks).
+
+        It shares the storage's version counter, so changing it in place is seen by the graph's checks.
+        """
+        out = Tensor._make(self.array, self.device, None)
+        out._version_counter = self._shared_counter()
+        return out
+
+    def detach_(self) -> Tensor:
+        """Cut this tensor from the graph, in place: it becomes a leaf that does not require grad."""
+        self.grad_fn, self.requires_grad, self._output_index = None, False, 0
+        return self
+
+    def clone(self) -> Tensor:
+        """A copy with its own storage that stays in the graph (the gradient flows back to `self`)."""
+        return apply(ops.Cast, self, dtype=self.dtype) if _is_float(self.dtype) else \
+            _constant(self.device, lambda a: a.copy(), self.array)
+
+    def contiguous(self) -> Tensor:
+        """Every op here accepts any memory layout; kept so PyTorch code runs unchanged."""
+        return self
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Make this leaf track gradients (or stop); only floating point tensors can."""
@@ -225,7 +319,7 @@ class Tensor:
                 "(or it was computed under no_grad())"
             )
         if gradient is None:
-            if self.size != 1:
+            if self.array.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element output, got shape {self.shape}; "
                     "pass gradient= of the same shape"
@@ -331,6 +425,158 @@ class Tensor:
     def __neg__(self):
         return apply(ops.Neg, self)
 
+    # ------------------------------------------------------------ in place
+
+    def _check_in_place(self, op: str, other=None) -> bool:
+        """Refuse what PyTorch refuses; True when the change must be recorded in the graph.
+
+        Recorded (grad mode on, and `self` or `other` requires grad): the op runs out of place and `self`
+        then holds the result, as a new graph node. Not recorded (under `no_grad`, or on plain data): the
+        result is written into `self`'s storage, which views share, and the storage's version goes up.
+        """
+        records = STATE.grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if records and self.requires_grad:
+            if self.grad_fn is None:
+                raise InplaceError(
+                    f"{op}: a leaf tensor that requires grad ({describe_tensor(self)}) is being used in an in-place "
+                    "operation; update parameters inside `with tl.no_grad():`, or use an out-of-place op"
+                )
+            if type(self.grad_fn) in _VIEW_OPS:
+                raise InplaceError(f"{op}: in-place change of a view ({self.grad_fn.op}) of a tensor that requires "
+                                   "grad is not supported here; use an out-of-place op (x = x + y)")
+        elif not getattr(self.array.flags, "writeable", True):
+            raise InplaceError(f"{op}: this tensor ({describe_tensor(self)}) is a broadcast view (from expand) whose "
+                               "elements share memory; call .clone() before changing it in place")
+        return records
+
+    def _bump(self, op: str) -> Tensor:
+        counter = self._shared_counter()
+        counter.value += 1
+        counter.last_op = op
+        return self
+
+    def _rebind(self, op: str, result: Tensor) -> Tensor:
+        """Make `self` the recorded result of an in-place op (its old value stays the node's input)."""
+        if result.shape != self.shape:
+            raise ShapeError(f"{op}: the result has shape {result.shape}, but an in-place op must keep the shape "
+                             f"{self.shape} of the tensor it changes")
+        if result.dtype != self.dtype:
+            result = result.to(self.dtype)
+        version = self._version + 1
+        self.array, self.grad_fn, self._output_index = result.array, result.grad_fn, result._output_index
+        self.requires_grad = result.requires_grad
+        self._version_counter = VersionCounter(version, op)
+        return self
+
+    def _snapshot(self) -> Tensor:
+        """This tensor as it is now, as its own object: the input of a recorded in-place op."""
+        if self.grad_fn is not None and self.requires_grad and _consumed(self):
+            raise InplaceError(
+                f"in-place change of a tensor ({describe_tensor(self)}) that the graph already uses as an input is "
+                "not supported here (PyTorch records it); use an out-of-place op (x = x + y)"
+            )
+        old = Tensor._make(self.array, self.device, self.grad_fn, self._output_index)
+        old.requires_grad, old._version_counter = self.requires_grad, self._version_counter
+        return old
+
+    def _arith_(self, op: str, fn: type[Function], ufunc: str, other, alpha=None) -> Tensor:
+        if alpha is not None:
+            other = other * alpha
+        if self._check_in_place(op, other):
+            return self._rebind(op, self._snapshot()._binary(fn, other))
+        pair = self._operands(other)
+        if pair is None:
+            raise TypeError(f"{op}() takes a Tensor or a number, got {type(other).__name__}")
+        value = pair[1]
+        result_kind = "f" if ufunc == "true_divide" else np.result_type(self.dtype, value.dtype).kind
+        if result_kind == "f" and self.dtype.kind != "f" or result_kind != "b" and self.dtype.kind == "b":
+            raise DTypeError(f"{op}: the result would have a {result_kind!r}-kind dtype, which can't be stored in "
+                             f"place in a tensor of dtype {self.dtype}")
+        if value.device != self.device:
+            raise DeviceError(f"{op}: tensors are on different devices, {self.device!r} and {value.device!r}")
+        if value.shape != self.shape and broadcast_shape(op, self.shape, value.shape) != self.shape:
+            raise ShapeError(f"{op}: a tensor of shape {value.shape} does not broadcast to the shape {self.shape} "
+                             "of the tensor changed in place")
+        getattr(self._xp, ufunc)(self.array, value.array, out=self.array, casting="unsafe")
+        return self._bump(op)
+
+    def __iadd__(self, other):
+        return self._arith_("add_", ops.Add, "add", other)
+
+    def __isub__(self, other):
+        return self._arith_("sub_", ops.Sub, "subtract", other)
+
+    def __imul__(self, other):
+        return self._arith_("mul_", ops.Mul, "multiply", other)
+
+    def __itruediv__(self, other):
+        return self._arith_("div_", ops.Div, "true_divide", other)
+
+    def add_(self, other, alpha=None) -> Tensor:
+        """self += alpha * other, in place (PyTorch's rules: see `_check_in_place`)."""
+        return self._arith_("add_", ops.Add, "add", other, alpha)
+
+    def sub_(self, other, alpha=None) -> Tensor:
+        return self._arith_("sub_", ops.Sub, "subtract", other, alpha)
+
+    def mul_(self, other) -> Tensor:
+        return self._arith_("mul_", ops.Mul, "multiply", other)
+
+    def div_(self, other) -> Tensor:
+        return self._arith_("div_", ops.Div, "true_divide", other)
+
+    def _write_(self, op: str, compute: Callable[[Tensor], Tensor], other=None) -> Tensor:
+        """An in-place op given as its out-of-place form `compute(self)`."""
+        if self._check_in_place(op, other):
+            return self._rebind(op, compute(self._snapshot()))
+        with no_grad():
+            result = compute(self)
+        if result.shape != self.shape:
+            raise ShapeError(f"{op}: a value of shape {result.shape} does not fit the tensor's shape {self.shape}")
+        if result.device != self.device:
+            raise DeviceError(f"{op}: the value is on {result.device!r} but the tensor on {self.device!r}")
+        self.array[...] = result.array
+        return self._bump(op)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def fill_(self, value) -> Tensor:
+        """Every element set to `value` (a number or a one-element tensor)."""
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise ShapeError(f"fill_ takes a number or a one-element tensor, got shape {value.shape}")
+            return self._write_("fill_", lambda t: value.reshape(()).to(t.dtype).expand(t.shape).clone(), value)
+        if not isinstance(value, numbers.Number):
+            raise TypeError(f"fill_ takes a number or a one-element tensor, got {type(value).__name__}")
+        return self._write_("fill_", lambda t: _constant(t.device, lambda: t._xp.full(t.shape, value, t.dtype)))
+
+    def copy_(self, src) -> Tensor:
+        """Copy `src` (broadcast to this shape, cast to this dtype, moved to this device) into this tensor."""
+        src = src if isinstance(src, Tensor) else Tensor(src, dtype=self.dtype, device=self.device)
+        if src.shape != self.shape and broadcast_shape("copy_", src.shape, self.shape) != self.shape:
+            raise ShapeError(f"copy_: a tensor of shape {src.shape} does not broadcast to shape {self.shape}")
+        return self._write_("copy_", lambda t: src.to(t.device, t.dtype).expand(t.shape).clone(), src)
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+        return self._write_("clamp_", lambda t: t.clip(min, max))
+
+    clip_ = clamp_
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with samples from U(a, b) (the generator `tl.manual_seed` seeds)."""
+        from .creation import rand
+
+        sample = rand(self.shape, dtype=self.dtype, device=self.device)
+        return self._write_("uniform_", lambda t: sample * (b - a) + a)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with samples from N(mean, std^2)."""
+        from .creation import randn
+
+        sample = randn(self.shape, dtype=self.dtype, device=self.device)
+        return self._write_("normal_", lambda t: sample * std + mean)
+
     def _compare(self, other, name: str, compare: Callable) -> Tensor:
         """Comparisons are constants: a bool tensor outside the graph.
 
@@ -398,55 +644,102 @@ class Tensor:
     clamp = clip
 
     # ------------------------------------------------------------ reductions
+    # PyTorch's spelling first (dim=, keepdim=), NumPy's (axis=, keepdims=) accepted as keywords.
 
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("sum", dim, axis, keepdim, keepdims)
+        return apply(ops.Sum, self, axis=dim, keepdims=keepdim)
 
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
-        total, count = self._as_float().sum(axis=axis, keepdims=keepdims), reduced_count(self.shape, axis)
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("mean", dim, axis, keepdim, keepdims)
+        total, count = self._as_float().sum(dim, keepdim), reduced_count(self.shape, dim)
         return total / count if count else total * float("nan")
 
-    def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        """Variance with Bessel's correction by default, as PyTorch."""
-        centered = self - self.mean(axis=axis, keepdims=True)
-        squares, count = (centered * centered).sum(axis=axis, keepdims=keepdims), reduced_count(self.shape, axis)
+    def var(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
+            axis=None, keepdims: bool | None = None) -> Tensor:
+        """Variance with Bessel's correction by default (`correction=1`, or `unbiased=True`), as PyTorch."""
+        dim, keepdim = _dims("var", dim, axis, keepdim, keepdims)
+        if unbiased is not None:
+            if correction is not None:
+                raise ArgumentError("var(): give either unbiased= or correction=, not both")
+            correction = int(bool(unbiased))
+        correction = 1 if correction is None else correction
+        centered = self - self.mean(dim, keepdim=True)
+        squares, count = (centered * centered).sum(dim, keepdim), reduced_count(self.shape, dim)
         return squares / (count - correction) if count > correction else squares * float("nan")
 
-    def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+    def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction: int | None = None,
+            axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("std", dim, axis, keepdim, keepdims)
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(ops.Max, self, axis=axis, keepdims=keepdims)
+    def _extreme(self, op: type[Function], arg: str, dim, keepdim, axis, keepdims):
+        if isinstance(dim, Tensor):  # x.max(y): PyTorch's elementwise form
+            return (maximum if op is ops.Max else minimum)(self, dim)
+        with_indices = dim is not None and isinstance(dim, int | np.integer)
+        dim, keepdim = _dims(op.__name__.lower(), dim, axis, keepdim, keepdims)
+        values = apply(op, self, axis=dim, keepdims=keepdim)
+        if not with_indices:
+            return values
+        indices = getattr(self, arg)(dim, keepdim)
+        return MinMax(values, indices)
 
-    def min(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(ops.Min, self, axis=axis, keepdims=keepdims)
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None):
+        """The maximum: over everything, over `axis=` (NumPy: the values), or over `dim` (PyTorch: a named
+        tuple (values, indices)); `x.max(y)` is the elementwise maximum. Ties share the gradient evenly."""
+        return self._extreme(ops.Max, "argmax", dim, keepdim, axis, keepdims)
 
-    def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(ops.LogSumExp, self, axis=axis, keepdims=keepdims)
+    def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None):
+        """As `max`, for the minimum."""
+        return self._extreme(ops.Min, "argmin", dim, keepdim, axis, keepdims)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return apply(ops.Softmax, self, axis=check_axis("softmax", axis, self.ndim))
+    def amax(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        """The maximum values only, over one axis or several (PyTorch's amax)."""
+        dim, keepdim = _dims("amax", dim, axis, keepdim, keepdims)
+        return apply(ops.Max, self, axis=dim, keepdims=keepdim)
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply(ops.LogSoftmax, self, axis=check_axis("log_softmax", axis, self.ndim))
+    def amin(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("amin", dim, axis, keepdim, keepdims)
+        return apply(ops.Min, self, axis=dim, keepdims=keepdim)
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Indices of the maxima (no gradient)."""
-        axis = None if axis is None else check_axis("argmax", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmax(axis=axis, keepdims=keepdims), self.array)
+    def logsumexp(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("logsumexp", dim, axis, keepdim, keepdims)
+        return apply(ops.LogSumExp, self, axis=dim, keepdims=keepdim)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        """Indices of the minima (no gradient)."""
-        axis = None if axis is None else check_axis("argmin", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmin(axis=axis, keepdims=keepdims), self.array)
+    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Softmax over `dim` (the last axis when not given)."""
+        dim, _ = _dims("softmax", dim, axis)
+        return apply(ops.Softmax, self, axis=check_axis("softmax", -1 if dim is None else dim, self.ndim))
 
-    def all(self, axis=None, keepdims: bool = False) -> Tensor:
-        axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdims), self.array)
+    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        dim, _ = _dims("log_softmax", dim, axis)
+        return apply(ops.LogSoftmax, self, axis=check_axis("log_softmax", -1 if dim is None else dim, self.ndim))
 
-    def any(self, axis=None, keepdims: bool = False) -> Tensor:
-        axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdims), self.array)
+    def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
+               keepdims: bool | None = None) -> Tensor:
+        """Indices of the maxima (no gradient), int64."""
+        dim, keepdim = _dims("argmax", dim, axis, keepdim, keepdims)
+        dim = None if dim is None else check_axis("argmax", dim, self.ndim)
+        return _constant(self.device, lambda a: a.argmax(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
+                         self.array)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
+               keepdims: bool | None = None) -> Tensor:
+        """Indices of the minima (no gradient), int64."""
+        dim, keepdim = _dims("argmin", dim, axis, keepdim, keepdims)
+        dim = None if dim is None else check_axis("argmin", dim, self.ndim)
+        return _constant(self.device, lambda a: a.argmin(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
+                         self.array)
+
+    def all(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("all", dim, axis, keepdim, keepdims)
+        axes = ops.normalize_axes(dim, self.ndim)
+        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdim), self.array)
+
+    def any(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
+        dim, keepdim = _dims("any", dim, axis, keepdim, keepdims)
+        axes = ops.normalize_axes(dim, self.ndim)
+        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdim), self.array)
 
     # ------------------------------------------------------------ shape
 
@@ -475,26 +768,40 @@ class Tensor:
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return self if axes == tuple(range(self.ndim)) else apply(ops.Permute, self, axes=axes)
 
-    def squeeze(self, axis=None) -> Tensor:
+    def squeeze(self, dim=None, *, axis=None) -> Tensor:
         """Drop axes of length 1 (all of them, or those named that have length 1, as PyTorch)."""
-        if axis is None:
+        dim, _ = _dims("squeeze", dim, axis)
+        if dim is None:
             axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
         else:
-            axes = ops.normalize_axes(axis, self.ndim)
+            axes = ops.normalize_axes(dim, self.ndim)
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        axis = check_axis("unsqueeze", axis, self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+    def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        dim, _ = _dims("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze() needs the position of the new axis (dim)")
+        dim = check_axis("unsqueeze", dim, self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-        """Merge the axes from `start_axis` to `end_axis` (inclusive) into one."""
+    def flatten(self, start_dim: int = 0, end_dim: int = -1, *, start_axis: int | None = None,
+                end_axis: int | None = None) -> Tensor:
+        """Merge the axes from `start_dim` to `end_dim` (inclusive) into one (`start_axis`/`end_axis` also)."""
+        start_dim = start_dim if start_axis is None else _dims("flatten", start_dim or None, start_axis)[0]
+        end_dim = end_dim if end_axis is None else _dims("flatten", None if end_dim == -1 else end_dim, end_axis)[0]
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = check_axis("flatten", start_axis, self.ndim), check_axis("flatten", end_axis, self.ndim)
+        start, end = check_axis("flatten", start_dim, self.ndim), check_axis("flatten", end_dim, self.ndim)
         if start > end:
-            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} (shape {self.shape})")
+            raise ArgumentError(f"flatten: start_dim (start_axis) {start_dim} comes after end_dim (end_axis) {end_dim} "
+                                f"(shape {self.shape})")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1 :])
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (a 0-d or 1-d tensor is returned as is), as PyTorch."""
+        if self.ndim > 2:
+            raise ShapeError(f"t() expects a tensor of at most 2 dimensions, got shape {self.shape}; use transpose()")
+        return self.transpose() if self.ndim == 2 else self
 
     def expand(self, *shape) -> Tensor:
         """Broadcast to `shape` without copying; -1 keeps an existing axis's length."""
@@ -507,9 +814,11 @@ class Tensor:
             raise ValueError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
         return self if shape == self.shape else apply(ops.Expand, self, shape=shape)
 
-    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
-        """Pieces of `split_size` along `axis` (the last may be shorter), or of the given sizes."""
-        axis = check_axis("split", axis, self.ndim)
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int | None = None, *,
+              axis: int | None = None) -> tuple[Tensor, ...]:
+        """Pieces of `split_size` along `dim` (the last may be shorter), or of the given sizes."""
+        dim, _ = _dims("split", dim, axis)
+        axis = check_axis("split", 0 if dim is None else dim, self.ndim)
         length = self.shape[axis]
         if isinstance(split_size_or_sections, int | np.integer):
             step = int(split_size_or_sections)
@@ -522,15 +831,26 @@ class Tensor:
                 raise ValueError(f"split sizes {sizes} must be >= 0 and add up to {length}, the length of axis {axis}")
         return apply(ops.Split, self, sizes=sizes, axis=axis)
 
-    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
-        """At most `chunks` pieces of equal size (the last may be shorter), as PyTorch."""
-        if chunks <= 0:
-            raise ValueError(f"chunk() needs a positive number of chunks, got {chunks}")
-        length = self.shape[check_axis("chunk", axis, self.ndim)]
-        return self.split(max(1, -(-length // chunks)), axis=axis)
+    def chunk(self, chunks: int, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
+        """At most `chunks` pieces of equal size (the last may be shorter), as PyTorch; an empty axis gives
+        `chunks` empty pieces."""
+        dim, _ = _dims("chunk", dim, axis)
+        dim = 0 if dim is None else dim
+        if not isinstance(chunks, int | np.integer) or chunks <= 0:
+            raise ArgumentError(f"chunk() needs a positive number of chunks, got {chunks!r}")
+        length = self.shape[check_axis("chunk", dim, self.ndim)]
+        if length == 0:
+            return self.split([0] * int(chunks), dim)
+        return self.split(-(-length // chunks), dim)
 
     def __getitem__(self, index) -> Tensor:
-        return apply(ops.Index, self, index=self._backend_index(index))
+        index = self._backend_index(index)
+        if _has_int_and_array(index):  # PyTorch applies the integers first, then the arrays
+            basic = tuple(p if _is_int(p) or _is_new_axis(p) or p is Ellipsis else slice(None) for p in index
+                          for _ in range(p.ndim if is_backend_array(p) and p.dtype == bool else 1))
+            rest = tuple(slice(None) if _is_new_axis(p) else p for p in index if not _is_int(p))
+            return apply(ops.Index, apply(ops.Index, self, index=basic), index=rest)
+        return apply(ops.Index, self, index=index)
 
     def _backend_index(self, index) -> tuple:
         """Turn Tensors, lists and NumPy arrays inside an index into checked backend arrays on this device."""
@@ -543,7 +863,7 @@ class Tensor:
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.array
-            elif isinstance(part, list | np.ndarray):
+            elif isinstance(part, list | tuple | np.ndarray):  # a tuple inside the index is a list, as PyTorch
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
                 part = move(part, self.device)
             if is_backend_array(part) and part.dtype.kind not in "biu":
@@ -552,6 +872,19 @@ class Tensor:
         converted = tuple(converted)
         check_index(converted, self.shape)
         return converted
+
+
+def _is_int(part) -> bool:
+    return isinstance(part, int | np.integer) and not isinstance(part, bool | np.bool_)
+
+
+def _is_new_axis(part) -> bool:
+    return part is None or isinstance(part, bool | np.bool_)
+
+
+def _has_int_and_array(index: tuple) -> bool:
+    """An index where NumPy and PyTorch place the dimensions differently (x[0, :, [1, 2]])."""
+    return any(_is_int(p) for p in index) and any(is_backend_array(p) and p.ndim for p in index)
 
 
 def _python_data_as_array(data, dtype) -> np.ndarray:
@@ -620,24 +953,26 @@ def _as_tensors(name: str, tensors: Sequence) -> list[Tensor]:
     return _promote(*(_as_tensor(t, like) for t in tensors))
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis; the others must match."""
+def cat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors along an existing axis (`dim`, or NumPy's `axis`; 0 when not given); the others must match."""
+    dim, _ = _dims("cat", dim, axis)
     tensors = _as_tensors("cat", tensors)
     first = tensors[0]
-    axis = check_axis("cat", axis, first.ndim)
+    axis = check_axis("cat", 0 if dim is None else dim, first.ndim)
     for t in tensors:
         if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :]:
-            raise ValueError(f"cat along axis {axis}: shapes {first.shape} and {t.shape} differ off that axis")
+            raise ShapeError(f"cat along axis {axis}: shapes {first.shape} and {t.shape} differ off that axis")
     return apply(ops.Cat, *tensors, axis=axis)
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors of one shape along a new axis."""
+def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors of one shape along a new axis (`dim` or `axis`; 0 when not given)."""
+    dim, _ = _dims("stack", dim, axis)
     tensors = _as_tensors("stack", tensors)
     for t in tensors:
         if t.shape != tensors[0].shape:
-            raise ValueError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
-    return apply(ops.Stack, *tensors, axis=check_axis("stack", axis, tensors[0].ndim + 1))
+            raise ShapeError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
+    return apply(ops.Stack, *tensors, axis=check_axis("stack", 0 if dim is None else dim, tensors[0].ndim + 1))
 
 
 def _pair(name: str, a, b) -> tuple[Tensor, Tensor]:
@@ -715,6 +1050,13 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         fn.inputs = inputs
         fn.needs_grad = tuple([t.requires_grad for t in inputs])
         fn.freed = False
+        for t in inputs:
+            t._used = True
+        if fn.saved is None:
+            fn.saved_versions = None
+        else:  # versions of what the node saved: a backward after an in-place change of them raises
+            fn.saved_versions = tuple([0 if t._version_counter is None else t._version_counter.value for t in inputs])
+            fn.saved_outputs = ()
     device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
     anomaly = STATE.detect_anomaly
     if type(out) is not tuple:
@@ -722,9 +1064,40 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         out = as_array(out)
         if anomaly:
             check_finite(out, "forward", fn)
-        return Tensor._make(out, device, grad_fn, 0)
+        result = Tensor._make(out, device, grad_fn, 0)
+        if fn_class in _VIEW_OPS and _is_view(fn_class, params):
+            result._version_counter = first._shared_counter()
+        elif grad_fn is not None and fn.saved is not None:
+            _track_saved_outputs(fn, (result,))
+        return result
     fn.num_outputs = len(out)
     if anomaly:
         for o in out:
             check_finite(o, "forward", fn)
-    return tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
+    results = tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
+    if fn_class in _VIEW_OPS:
+        counter = first._shared_counter()
+        for r in results:
+            r._version_counter = counter
+    elif grad_fn is not None and fn.saved is not None:
+        _track_saved_outputs(fn, results)
+    return results
+
+
+def _is_view(fn_class: type[Function], params: dict) -> bool:
+    """Basic indexing gives a view of the input; integer-array and mask indexing give a copy."""
+    return fn_class is not ops.Index or not any(is_backend_array(p) for p in params["index"])
+
+
+def _track_saved_outputs(fn: Function, outputs: tuple[Tensor, ...]) -> None:
+    """Give each output the node kept in `saved` a version counter, so changing it in place is caught."""
+    saved = fn.saved
+    items = saved if type(saved) is tuple or type(saved) is list else (saved,)
+    tracked = []
+    for i, t in enumerate(outputs):
+        array = t.array
+        for item in items:
+            if item is array:
+                tracked.append((i, t._shared_counter()))
+                break
+    fn.saved_outputs = tuple(tracked)
