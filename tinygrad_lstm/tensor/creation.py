@@ -14,8 +14,8 @@ import numpy as np
 
 from .backend import array_module, device_of, is_backend_array, normalize_device, seed_all, use_device
 from .checks import shape_arg
-from .errors import ArgumentError, DTypeError
-from .tensor import _NUMERIC_KINDS, DEFAULT_DTYPE, Tensor
+from .errors import ArgumentError
+from .tensor import _NUMERIC_KINDS, DEFAULT_DTYPE, Tensor, check_dtype
 
 _SEED_RANGE = (-(2**63), 2**64 - 1)  # PyTorch's: negative seeds are taken modulo 2**64
 
@@ -36,18 +36,6 @@ def manual_seed(seed: int) -> None:
     if not _SEED_RANGE[0] <= seed <= _SEED_RANGE[1]:
         raise ArgumentError(f"manual_seed: seed must be in [-2**63, 2**64), got {seed}")
     _Random.generator = seed_all(int(seed) % 2**64)
-
-
-def check_dtype(who: str, dtype, kinds: str = _NUMERIC_KINDS) -> np.dtype:
-    """`dtype` as a NumPy dtype of one of `kinds`, or an error naming the function and the dtype."""
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        raise DTypeError(f"{who}: {dtype!r} is not a dtype") from None
-    if resolved.kind not in kinds:
-        allowed = {"f": "floating point", "biuf": "boolean, integer or floating point"}.get(kinds, kinds)
-        raise DTypeError(f"{who}: dtype {resolved} is not allowed here; use a {allowed} dtype")
-    return resolved
 
 
 def _sizes(who: str, shape: tuple) -> tuple[int, ...]:

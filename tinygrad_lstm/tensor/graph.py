@@ -199,7 +199,8 @@ class Function:
     xp: ModuleType  # the array module of that device: ops compute with xp.*, never with NumPy directly
     details: dict[str, Any]  # what a fused node computed inside, for renderers ({"steps": 3, "gates": (...)})
     saved_versions: tuple[int, ...] | None  # the inputs' versions when forward saved arrays, else None
-    saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`
+    saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`,
+    # added when such an output first gets a counter (before anything can change it)
 
     @property
     def op(self) -> str:
@@ -330,10 +331,9 @@ def check_versions(fn: Function) -> None:
     """Raise if data this node saved for backward was changed in place since (PyTorch's rule and message)."""
     problem = None
     for i, (t, saved) in enumerate(zip(fn.inputs, fn.saved_versions, strict=True)):
-        counter = t._version_counter
-        now = 0 if counter is None else counter.value
-        if now != saved:
-            problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", now, saved, counter
+        counter = t._version_counter  # None: the storage was replaced (`.data = ...`), the saved one is intact
+        if counter is not None and counter.value != saved:
+            problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", counter.value, saved, counter
             break
     else:
         for index, counter in fn.saved_outputs:
@@ -357,8 +357,14 @@ def call_backward(fn: Function, grad_outputs: list) -> tuple:
             f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
             "by the first backward; pass retain_graph=True to the first backward() call"
         )
-    if fn.saved_versions is not None:
-        check_versions(fn)
+    versions = fn.saved_versions
+    if versions is not None:
+        for t, saved in zip(fn.inputs, versions, strict=True):
+            counter = t._version_counter
+            if counter is not None and counter.value != saved:
+                check_versions(fn)
+        if fn.saved_outputs:
+            check_versions(fn)
     if fn.device == "cpu":
         grads = fn.backward(*grad_outputs)
     else:
@@ -378,9 +384,12 @@ def release(fn: Function) -> None:
         fn.freed = True
 
 
-def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
-    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`.
+def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
+                 inputs: list[Tensor] | None = None) -> list | None:
+    """Walk the graph from `roots` once, in reverse topological order, accumulating into leaves' `.grad`.
 
+    With `inputs` (what `autograd.grad` asks for), no `.grad` is touched: the gradient arrays of
+    `inputs` are returned instead (None for an input no path reaches).
     Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
     (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
     """
@@ -412,8 +421,16 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         if t._hooks is not None:
             hooked[(id(fn), t._output_index)] = t
 
-    deliver(root, as_array(grad))
-    order = topological_order([root.grad_fn]) if root.grad_fn is not None else []
+    wanted: dict[tuple[int, int], int] = {}  # (id(node), output index) -> position of a non-leaf in `inputs`
+    found: list = [None] * len(inputs or ())
+    if inputs is not None:
+        retained = {}
+        for position, t in enumerate(inputs):
+            if t.grad_fn is not None:
+                wanted[(id(t.grad_fn), t._output_index)] = position
+    for root, grad in zip(roots, grads, strict=True):
+        deliver(root, as_array(grad))
+    order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
     for fn in reversed(order):
         slots = pending.pop(id(fn), None)
         if slots is None:
@@ -424,6 +441,10 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 continue
             if hooked and (id(fn), i) in hooked:
                 g = grad_outputs[i] = hooked[(id(fn), i)]._run_hooks(g)
+            if inputs is not None:
+                if (id(fn), i) in wanted:
+                    found[wanted[(id(fn), i)]] = g
+                continue
             keeper = retained.get((id(fn), i)) if retained else None
             if keeper is not None:
                 keeper._accumulate_grad(g)
@@ -437,6 +458,12 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             if anomaly:
                 check_finite(g, "backward", fn)
             deliver(t, g)
+    if inputs is not None:
+        for position, t in enumerate(inputs):
+            if t.grad_fn is None and id(t) in leaves:
+                g = leaves[id(t)][1].array
+                found[position] = g if t._hooks is None else t._run_hooks(g)
+        return found
     for leaf, g in leaves.values():
         if leaf._hooks is None:
             leaf._accumulate_grad(g.array, g.owned)

@@ -11,7 +11,7 @@ import numpy as np
 from . import ops
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
-from .errors import ArgumentError, DeviceError, DTypeError, InplaceError, ShapeError, StateError
+from .errors import ArgumentError, DeviceError, DTypeError, InplaceError, NotSupportedError, ShapeError, StateError
 from .graph import STATE, Function, VersionCounter, as_array, check_finite, describe_tensor, no_grad, run_backward
 
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -22,6 +22,18 @@ _VIEW_OPS = frozenset({ops.Reshape, ops.Permute, ops.Expand, ops.Split, ops.Inde
 def _consumed(t: Tensor) -> bool:
     """True once a recorded graph node took `t` as an input."""
     return t._used
+
+
+def check_dtype(who: str, dtype, kinds: str = _NUMERIC_KINDS) -> np.dtype:
+    """`dtype` as a NumPy dtype of one of `kinds`, or an error naming the function and the dtype."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"{who}: {dtype!r} is not a dtype") from None
+    if resolved.kind not in kinds:
+        allowed = {"f": "floating point", "biuf": "boolean, integer or floating point"}.get(kinds, kinds)
+        raise DTypeError(f"{who}: dtype {resolved} is not allowed here; use a {allowed} dtype")
+    return resolved
 
 
 def _is_float(dtype) -> bool:
@@ -58,9 +70,9 @@ class Tensor:
             data = data.array
         if not (is_backend_array(data) or isinstance(data, np.generic)):
             data = _python_data_as_array(data, dtype)
-        dtype = np.dtype(dtype) if dtype is not None else data.dtype
+        dtype = check_dtype("Tensor", dtype) if dtype is not None else data.dtype
         if dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"a Tensor holds booleans, integers or floats, not dtype {dtype}")
+            raise DTypeError(f"a Tensor holds booleans, integers or floats, not dtype {dtype}")
         device = normalize_device(device_of(data) if device is None and is_backend_array(data) else device)
         if device == "cpu":
             array = np.array(to_numpy(data), dtype=dtype, copy=True)
@@ -147,10 +159,17 @@ class Tensor:
         return 0 if counter is None else counter.value
 
     def _shared_counter(self) -> VersionCounter:
-        """The version counter of this tensor's storage, made on first use, to share with a view of it."""
+        """The version counter of this tensor's storage, made on first use (a view or an in-place change).
+
+        Every change of the storage goes through the counter, so making it is the moment to tell the
+        node that made this tensor, if that node kept the array for backward (Exp keeps its output).
+        """
         counter = self._version_counter
         if counter is None:
             counter = self._version_counter = VersionCounter()
+            fn = self.grad_fn
+            if fn is not None and fn.saved is not None and _holds(fn.saved, self.array):
+                fn.saved_outputs += ((self._output_index, counter),)
         return counter
 
     @property
@@ -286,7 +305,7 @@ class Tensor:
             if device != out.device:
                 out = apply(ops.ToDevice, out, device=device)
         if dtype is not None:
-            dtype = np.dtype(dtype)
+            dtype = check_dtype("to", dtype)
             if dtype != out.dtype:
                 if _is_float(dtype):
                     out = apply(ops.Cast, out, dtype=dtype)
@@ -306,40 +325,105 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(np.float64)
 
-    # ------------------------------------------------------------ autograd
+    def long(self) -> Tensor:
+        return self.to(np.int64)
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad`, weighted by `gradient` for non-scalars.
+    def int(self) -> Tensor:
+        return self.to(np.int32)
 
-        The graph's saved arrays are freed afterwards unless `retain_graph=True`.
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """Cast to `other`'s dtype (the device stays)."""
+        return self.to(other.dtype)
+
+    # ------------------------------------------------------------ method forms, as PyTorch
+
+    def add(self, other, alpha=None) -> Tensor:
+        return self + (other if alpha is None else other * alpha)
+
+    def sub(self, other, alpha=None) -> Tensor:
+        return self - (other if alpha is None else other * alpha)
+
+    def mul(self, other) -> Tensor:
+        return self * other
+
+    def div(self, other) -> Tensor:
+        return self / other
+
+    def pow(self, exponent) -> Tensor:
+        return self**exponent
+
+    def matmul(self, other) -> Tensor:
+        return matmul(self, other)
+
+    def neg(self) -> Tensor:
+        return -self
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> HookHandle:
+        """Call `hook(grad)` when this tensor's gradient is computed; a tensor it returns replaces the gradient.
+
+        Returns a handle whose `remove()` unregisters the hook.
         """
         if not self.requires_grad:
-            raise RuntimeError(
-                "backward() on a tensor that does not require grad: no input of it has requires_grad=True "
+            raise StateError("cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        handle = HookHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
+
+    def _run_hooks(self, grad):
+        """The gradient array after every hook had its say (the backward walk calls this)."""
+        for hook in list(self._hooks.values()):
+            result = hook(Tensor._make(grad, self.device, None))
+            if result is not None:
+                if not isinstance(result, Tensor) or result.shape != tuple(grad.shape):
+                    raise ShapeError(f"a hook on a tensor of shape {self.shape} must return None or a Tensor of "
+                                     f"that shape, got {getattr(result, 'shape', type(result).__name__)}")
+                grad = result.array
+        return grad
+
+    # ------------------------------------------------------------ autograd
+
+    def backward(self, gradient=None, retain_graph: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`, weighted by `gradient` for non-scalars.
+
+        The graph's saved arrays are freed afterwards unless `retain_graph=True`. Gradients are
+        first order only: `create_graph=True` raises.
+        """
+        if create_graph:
+            raise NotSupportedError("backward(create_graph=True): higher-order gradients are not supported; "
+                                    "gradients here are arrays outside the graph")
+        run_backward([self], [self._root_gradient(gradient, "backward()")], retain_graph)
+
+    def _root_gradient(self, gradient, who: str):
+        """The gradient a backward walk starts from at this output, checked: ones for a one-element output."""
+        if not self.requires_grad:
+            raise StateError(
+                f"{who} on a tensor that does not require grad: no input of it has requires_grad=True "
                 "(or it was computed under no_grad())"
             )
         if gradient is None:
             if self.array.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a one-element output, got shape {self.shape}; "
-                    "pass gradient= of the same shape"
+                raise StateError(
+                    f"{who} without a gradient needs a one-element output, got shape {self.shape}; "
+                    "pass a gradient of the same shape"
                 )
             with use_device(self.device):
-                grad = self._xp.ones(self.shape, dtype=self.dtype)
-        else:
-            grad = gradient.array if isinstance(gradient, Tensor) else gradient
-            if not is_backend_array(grad):
-                grad = np.asarray(grad)
-            if tuple(grad.shape) != self.shape:
-                raise ValueError(
-                    f"backward(): gradient has shape {tuple(grad.shape)} but the output has shape {self.shape}"
-                )
-            if device_of(grad) != self.device:
-                raise RuntimeError(
-                    f"backward(): gradient is on {device_of(grad)!r} but the output is on {self.device!r}"
-                )
-            grad = grad.astype(self.dtype, copy=False)
-        run_backward(self, grad, retain_graph)
+                return self._xp.ones(self.shape, dtype=self.dtype)
+        grad = gradient.array if isinstance(gradient, Tensor) else gradient
+        if not is_backend_array(grad):
+            grad = np.asarray(grad)
+        if tuple(grad.shape) != self.shape:
+            raise ShapeError(f"{who}: gradient has shape {tuple(grad.shape)} but the output has shape {self.shape}")
+        if device_of(grad) != self.device:
+            raise DeviceError(f"{who}: gradient is on {device_of(grad)!r} but the output is on {self.device!r}")
+        return grad.astype(self.dtype, copy=False)
 
     def _accumulate_grad(self, g, owned: bool = False) -> None:
         """Accumulate a finished gradient into `.grad`, copying arrays the walk does not own."""
@@ -353,11 +437,11 @@ class Tensor:
     def _operands(self, other) -> tuple[Tensor, Tensor] | None:
         """`self` and `other` as tensors of one dtype family, as PyTorch promotes; None for unsupported types.
 
-        A Python number takes the tensor's dtype (so float32 stays float32); an integer or bool
-        tensor meeting a float becomes that float (NumPy would make float64).
+        A Python number, like a 0-d tensor or array of the same kind, takes the tensor's dtype (so float32
+        stays float32); an integer or bool tensor meeting a float becomes that float (NumPy: float64).
         """
         if isinstance(other, Tensor):
-            return (self, other) if self.array.dtype == other.array.dtype else _promote(self, other)
+            return (self, other) if self.array.dtype == other.array.dtype else _promote_pair(self, other)
         if type(other) is float or type(other) is int or isinstance(other, numbers.Real):
             dtype = self.array.dtype
             if dtype.kind != "f" and not isinstance(other, bool | np.bool_):
@@ -369,7 +453,7 @@ class Tensor:
                 return self, Tensor._make(np.asarray(other, dtype=dtype), "cpu", None)
             return self, _constant(self.device, lambda: self._xp.asarray(other, dtype=dtype))
         if isinstance(other, np.generic | list | tuple) or is_backend_array(other):
-            return _promote(self, _as_tensor(other, self))
+            return _promote_pair(self, _as_tensor(other, self))
         return None
 
     def _binary(self, fn: type[Function], other, reflected: bool = False) -> Tensor:
@@ -647,7 +731,8 @@ class Tensor:
     # PyTorch's spelling first (dim=, keepdim=), NumPy's (axis=, keepdims=) accepted as keywords.
 
     def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
-        dim, keepdim = _dims("sum", dim, axis, keepdim, keepdims)
+        if axis is not None or keepdims is not None:
+            dim, keepdim = _dims("sum", dim, axis, keepdim, keepdims)
         return apply(ops.Sum, self, axis=dim, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
@@ -887,6 +972,25 @@ def _has_int_and_array(index: tuple) -> bool:
     return any(_is_int(p) for p in index) and any(is_backend_array(p) and p.ndim for p in index)
 
 
+class HookHandle:
+    """What `register_hook` (and Module's hooks) return: `remove()` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict):
+        self.hooks, self.id = hooks, HookHandle._next_id
+        HookHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> HookHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 def _python_data_as_array(data, dtype) -> np.ndarray:
     """Python numbers and (nested) lists as a NumPy array: float32 unless bool or `dtype` says otherwise."""
     try:
@@ -909,6 +1013,18 @@ def _constant(device: str, compute: Callable, *arrays) -> Tensor:
         return Tensor._make(as_array(compute(*arrays)), device, None)
     with use_device(device):
         return Tensor._make(compute(*arrays), device, None)
+
+
+def _promote_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """As `_promote`, with PyTorch's rule for a 0-d operand: beside a tensor with dimensions and a dtype of
+    the same kind, it takes that tensor's dtype (float32 * 0-d float64 stays float32)."""
+    if a.dtype != b.dtype and (a.ndim == 0) != (b.ndim == 0) and _kind(a.dtype) == _kind(b.dtype):
+        return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
+    return tuple(_promote(a, b))
+
+
+def _kind(dtype: np.dtype) -> str:
+    return "i" if dtype.kind in "iu" else dtype.kind
 
 
 def _promote(*tensors: Tensor) -> list[Tensor]:
@@ -994,8 +1110,9 @@ def where(cond, a, b) -> Tensor:
         cond = Tensor(cond, dtype=bool, device=like.device if like is not None else None)
     elif cond.dtype != bool:
         cond = cond != 0
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = Tensor(a, device=cond.device)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two numbers: PyTorch's dtype for them
+        integral = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (a, b))
+        a = Tensor(a, device=cond.device, dtype=np.int64 if integral else None)
     a, b = _pair("where", a, b)
     broadcast_shape("where", cond.shape, a.shape, b.shape)
     return apply(ops.Where, cond, a, b)
@@ -1067,8 +1184,6 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         result = Tensor._make(out, device, grad_fn, 0)
         if fn_class in _VIEW_OPS and _is_view(fn_class, params):
             result._version_counter = first._shared_counter()
-        elif grad_fn is not None and fn.saved is not None:
-            _track_saved_outputs(fn, (result,))
         return result
     fn.num_outputs = len(out)
     if anomaly:
@@ -1079,8 +1194,6 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         counter = first._shared_counter()
         for r in results:
             r._version_counter = counter
-    elif grad_fn is not None and fn.saved is not None:
-        _track_saved_outputs(fn, results)
     return results
 
 
@@ -1089,15 +1202,7 @@ def _is_view(fn_class: type[Function], params: dict) -> bool:
     return fn_class is not ops.Index or not any(is_backend_array(p) for p in params["index"])
 
 
-def _track_saved_outputs(fn: Function, outputs: tuple[Tensor, ...]) -> None:
-    """Give each output the node kept in `saved` a version counter, so changing it in place is caught."""
-    saved = fn.saved
+def _holds(saved, array) -> bool:
+    """Is `array` itself (not a copy) among what a node saved?"""
     items = saved if type(saved) is tuple or type(saved) is list else (saved,)
-    tracked = []
-    for i, t in enumerate(outputs):
-        array = t.array
-        for item in items:
-            if item is array:
-                tracked.append((i, t._shared_counter()))
-                break
-    fn.saved_outputs = tuple(tracked)
+    return any(item is array for item in items)
