@@ -816,6 +816,15 @@ class Tensor:
         return _constant(self.device, lambda a: a.argmin(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
                          self.array)
 
+    def isfinite(self) -> Tensor:
+        return _constant(self.device, lambda a: self._xp.isfinite(a), self.array)
+
+    def isnan(self) -> Tensor:
+        return _constant(self.device, lambda a: self._xp.isnan(a), self.array)
+
+    def isinf(self) -> Tensor:
+        return _constant(self.device, lambda a: self._xp.isinf(a), self.array)
+
     def all(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool | None = None) -> Tensor:
         dim, keepdim = _dims("all", dim, axis, keepdim, keepdims)
         axes = ops.normalize_axes(dim, self.ndim)
