@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from ..tensor import Tensor, enable_grad, maximum, no_grad, zeros_like
+from . import lr_scheduler  # noqa: F401 - reached as nn.optim.lr_scheduler, as torch.optim.lr_scheduler
 
 ParamsT = Iterable[Tensor] | Iterable[Mapping]
 

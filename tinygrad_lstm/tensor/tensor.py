@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import ops
+from . import ops, special
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
 from .errors import ArgumentError, DeviceError, DTypeError, InplaceError, NotSupportedError, ShapeError, StateError
@@ -715,6 +715,9 @@ class Tensor:
 
     def abs(self) -> Tensor:
         return apply(ops.Abs, self)
+
+    def erf(self) -> Tensor:
+        return apply(special.Erf, self._as_float())
 
     def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's and PyTorch's names
         """Clamp into [min, max] (either may be None); the bounds are numbers."""
