@@ -6,10 +6,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from ..tensor import Tensor, ones, zeros
+from ..tensor.errors import ArgumentError
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+
+
+def _check_sizes(layer: str, **sizes) -> None:
+    """Layer sizes are non-negative integers; a bad one is named (not "negative dimensions are not allowed")."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ArgumentError(f"{layer}: {name} must be a non-negative integer, got {value!r}")
 
 
 class Linear(Module):
@@ -17,6 +27,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, device: str | None = None):
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features = in_features
         self.out_features = out_features
         self.weight = Parameter(zeros(out_features, in_features, dtype=dtype, device=device))
@@ -101,6 +112,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None,
                  device: str | None = None):
         super().__init__()
+        _check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
             raise ValueError(f"padding_idx {padding_idx} is out of range for num_embeddings={num_embeddings}")
         self.num_embeddings = num_embeddings

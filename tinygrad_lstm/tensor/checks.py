@@ -10,6 +10,7 @@ from itertools import zip_longest
 import numpy as np
 
 from .backend import is_backend_array
+from .errors import AxisError, IndexingError, ShapeError
 from .ops import normalize_axes
 
 
@@ -43,7 +44,7 @@ def resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ..
     if fits and unknown and known and size % known == 0:
         return shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
     if not fits or unknown or known != size:
-        raise ValueError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
+        raise ShapeError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
     return shape
 
 
@@ -52,7 +53,7 @@ def check_axis(op: str, axis: int, ndim: int) -> int:
     if not isinstance(axis, int | np.integer):
         raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
     if ndim == 0 or not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
+        raise AxisError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
     return int(axis) % ndim
 
 
@@ -73,14 +74,14 @@ def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
         for n, m in zip_longest(reversed(result), reversed(shape), fillvalue=1):
             if n != m and n != 1 and m != 1:
                 listed = " and ".join(str(s) for s in shapes)
-                raise ValueError(f"{op}: shapes {listed} cannot be broadcast together")
+                raise ShapeError(f"{op}: shapes {listed} cannot be broadcast together")
             merged.append(m if n == 1 else n)
         result = tuple(reversed(merged))
     return result
 
 
 def _out_of_range(index: int, axis: int, shape: tuple[int, ...]):
-    raise IndexError(f"index {index} is out of range for axis {axis} with size {shape[axis]} (shape {shape})")
+    raise IndexingError(f"index {index} is out of range for axis {axis} with size {shape[axis]} (shape {shape})")
 
 
 def check_index(index: tuple, shape: tuple[int, ...]) -> None:
@@ -92,9 +93,9 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
                    if part is not None and part is not Ellipsis and not isinstance(part, bool | np.bool_))
     ellipses = sum(part is Ellipsis for part in index)
     if ellipses > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexingError("an index can only have a single ellipsis ('...')")
     if consumed > len(shape):
-        raise IndexError(f"too many indices for a tensor of shape {shape}: {consumed} given")
+        raise IndexingError(f"too many indices for a tensor of shape {shape}: {consumed} given")
     axis = 0
     for part in index:
         if part is Ellipsis:
@@ -109,7 +110,7 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
             axis += 1
         elif is_backend_array(part) and part.dtype == bool:
             if part.shape != shape[axis : axis + part.ndim]:
-                raise IndexError(f"boolean mask of shape {part.shape} does not match shape {shape} at axis {axis}")
+                raise IndexingError(f"boolean mask of shape {part.shape} does not match shape {shape} at axis {axis}")
             axis += part.ndim
         elif is_backend_array(part):
             if part.size:
@@ -118,4 +119,4 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
                     _out_of_range(high if high >= shape[axis] else low, axis, shape)
             axis += 1
         else:
-            raise IndexError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
+            raise IndexingError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")

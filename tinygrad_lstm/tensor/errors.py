@@ -20,6 +20,10 @@ class AxisError(TensorError, IndexError, ValueError):
     """An axis (dim) out of range for the tensor's rank: PyTorch's "Dimension out of range" IndexError."""
 
 
+class IndexingError(TensorError, IndexError):
+    """An index out of range or of an unsupported kind."""
+
+
 class DTypeError(TensorError, RuntimeError, TypeError):
     """A dtype an op or factory cannot take (strings, objects, complex; grad on integers)."""
 

@@ -198,7 +198,8 @@ class Function:
     device: str  # where the outputs live ("cpu", "cuda:0")
     xp: ModuleType  # the array module of that device: ops compute with xp.*, never with NumPy directly
     details: dict[str, Any]  # what a fused node computed inside, for renderers ({"steps": 3, "gates": (...)})
-    saved_versions: tuple[int, ...] | None  # the inputs' versions when forward saved arrays, else None
+    saved_versions: tuple[int, ...] | None  # per input, its version if `saved` holds its data, else -1;
+    # None when the node saved nothing
     saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`,
     # added when such an output first gets a counter (before anything can change it)
 
@@ -332,7 +333,7 @@ def check_versions(fn: Function) -> None:
     problem = None
     for i, (t, saved) in enumerate(zip(fn.inputs, fn.saved_versions, strict=True)):
         counter = t._version_counter  # None: the storage was replaced (`.data = ...`), the saved one is intact
-        if counter is not None and counter.value != saved:
+        if counter is not None and counter.value != saved and saved >= 0:
             problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", counter.value, saved, counter
             break
     else:
@@ -361,7 +362,7 @@ def call_backward(fn: Function, grad_outputs: list) -> tuple:
     if versions is not None:
         for t, saved in zip(fn.inputs, versions, strict=True):
             counter = t._version_counter
-            if counter is not None and counter.value != saved:
+            if counter is not None and counter.value != saved and saved >= 0:
                 check_versions(fn)
         if fn.saved_outputs:
             check_versions(fn)

@@ -11,7 +11,16 @@ import numpy as np
 from . import ops, special
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
-from .errors import ArgumentError, DeviceError, DTypeError, InplaceError, NotSupportedError, ShapeError, StateError
+from .errors import (
+    ArgumentError,
+    DeviceError,
+    DTypeError,
+    IndexingError,
+    InplaceError,
+    NotSupportedError,
+    ShapeError,
+    StateError,
+)
 from .graph import STATE, Function, VersionCounter, as_array, check_finite, describe_tensor, no_grad, run_backward
 
 DEFAULT_DTYPE = np.dtype(np.float32)
@@ -168,7 +177,9 @@ class Tensor:
         if counter is None:
             counter = self._version_counter = VersionCounter()
             fn = self.grad_fn
-            if fn is not None and fn.saved is not None and _holds(fn.saved, self.array):
+            saved = None if fn is None else fn.saved
+            if saved is not None and _holds(saved if type(saved) is tuple or type(saved) is list else (saved,),
+                                            self.array):
                 fn.saved_outputs += ((self._output_index, counter),)
         return counter
 
@@ -268,9 +279,9 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Make this leaf track gradients (or stop); only floating point tensors can."""
         if flag and not _is_float(self.dtype):
-            raise TypeError(f"only floating point tensors can require grad, got dtype {self.dtype}")
+            raise DTypeError(f"only floating point tensors can require grad, got dtype {self.dtype}")
         if not self.is_leaf and not flag:
-            raise RuntimeError("requires_grad_(False) is only for leaves; use .detach() on the result of an op")
+            raise StateError("requires_grad_(False) is only for leaves; use .detach() on the result of an op")
         self.requires_grad = bool(flag)
         return self
 
@@ -567,7 +578,8 @@ class Tensor:
         if alpha is not None:
             other = other * alpha
         if self._check_in_place(op, other):
-            return self._rebind(op, self._snapshot()._binary(fn, other))
+            old = self._snapshot()
+            return self._rebind(op, old._binary(fn, old if other is self else other))
         pair = self._operands(other)
         if pair is None:
             raise TypeError(f"{op}() takes a Tensor or a number, got {type(other).__name__}")
@@ -672,7 +684,7 @@ class Tensor:
         a, b = pair
         broadcast_shape(name, a.shape, b.shape)
         if a.device != b.device:
-            raise RuntimeError(f"{name}: tensors are on different devices, {a.device!r} and {b.device!r}")
+            raise DeviceError(f"{name}: tensors are on different devices, {a.device!r} and {b.device!r}")
         return _constant(a.device, compare, a.array, b.array)
 
     def __lt__(self, other):
@@ -722,7 +734,7 @@ class Tensor:
     def clip(self, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy's and PyTorch's names
         """Clamp into [min, max] (either may be None); the bounds are numbers."""
         if min is None and max is None:
-            raise ValueError("clip() needs at least one of min and max")
+            raise ArgumentError("clip() needs at least one of min and max")
         for bound in (min, max):
             if bound is not None and not isinstance(bound, numbers.Real):
                 raise TypeError(f"clip() bounds are numbers, got {type(bound).__name__}; use tl.maximum/tl.minimum")
@@ -862,7 +874,7 @@ class Tensor:
     def permute(self, *axes) -> Tensor:
         axes = tuple(check_axis("permute", a, self.ndim) for a in shape_arg(axes)) if self.ndim else shape_arg(axes)
         if sorted(axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+            raise ShapeError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return self if axes == tuple(range(self.ndim)) else apply(ops.Permute, self, axes=axes)
 
     def squeeze(self, dim=None, *, axis=None) -> Tensor:
@@ -905,10 +917,10 @@ class Tensor:
         shape = shape_arg(shape)
         lead = len(shape) - self.ndim
         if lead < 0 or any(n == -1 for n in shape[:lead]):
-            raise ValueError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
+            raise ShapeError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
         shape = shape[:lead] + tuple(old if n == -1 else n for n, old in zip(shape[lead:], self.shape, strict=True))
         if any(old != n and old != 1 for old, n in zip(self.shape, shape[lead:], strict=True)):
-            raise ValueError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
+            raise ShapeError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
         return self if shape == self.shape else apply(ops.Expand, self, shape=shape)
 
     def split(self, split_size_or_sections: int | Sequence[int], dim: int | None = None, *,
@@ -920,12 +932,12 @@ class Tensor:
         if isinstance(split_size_or_sections, int | np.integer):
             step = int(split_size_or_sections)
             if step <= 0:
-                raise ValueError(f"split size must be positive, got {step}")
+                raise ArgumentError(f"split size must be positive, got {step}")
             sizes = [min(step, length - s) for s in range(0, length, step)] or [0]
         else:
             sizes = [int(n) for n in split_size_or_sections]
             if sum(sizes) != length or any(n < 0 for n in sizes):
-                raise ValueError(f"split sizes {sizes} must be >= 0 and add up to {length}, the length of axis {axis}")
+                raise ShapeError(f"split sizes {sizes} must be >= 0 and add up to {length}, the length of axis {axis}")
         return apply(ops.Split, self, sizes=sizes, axis=axis)
 
     def chunk(self, chunks: int, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
@@ -956,7 +968,7 @@ class Tensor:
         for part in parts:
             if isinstance(part, Tensor):
                 if part.device != self.device:
-                    raise RuntimeError(
+                    raise DeviceError(
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.array
@@ -964,7 +976,7 @@ class Tensor:
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
                 part = move(part, self.device)
             if is_backend_array(part) and part.dtype.kind not in "biu":
-                raise IndexError(f"index arrays must be integer or bool, got dtype {part.dtype}")
+                raise IndexingError(f"index arrays must be integer or bool, got dtype {part.dtype}")
             converted.append(part)
         converted = tuple(converted)
         check_index(converted, self.shape)
@@ -1061,16 +1073,16 @@ def matmul(a, b) -> Tensor:
     """NumPy's matmul semantics (1-D, 2-D, batched, broadcast batched) with shape errors that name both shapes."""
     a, b = _pair("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul needs tensors of at least 1 dimension, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"matmul needs tensors of at least 1 dimension, got shapes {a.shape} and {b.shape}")
     inner_a = a.shape[-1]
     inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
     if inner_a != inner_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match ({inner_a} != {inner_b})")
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} do not match ({inner_a} != {inner_b})")
     if a.ndim > 2 and b.ndim > 2:
         try:
             broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
         except ValueError:
-            raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
+            raise ShapeError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
     return apply(ops.MatMul, a, b)
 
 
@@ -1156,7 +1168,7 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
     needs_grad = False
     for t in inputs:
         if t.device != device:
-            raise RuntimeError(
+            raise DeviceError(
                 f"{fn_class.__name__}: tensors are on different devices, {device!r} and {t.device!r}; "
                 "move them to one device with .to(device) first"
             )
@@ -1181,10 +1193,13 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         fn.freed = False
         for t in inputs:
             t._used = True
-        if fn.saved is None:
+        saved = fn.saved
+        if saved is None:
             fn.saved_versions = None
-        else:  # versions of what the node saved: a backward after an in-place change of them raises
-            fn.saved_versions = tuple([0 if t._version_counter is None else t._version_counter.value for t in inputs])
+        else:  # versions of the inputs the node saved (-1: not saved): changing those in place makes backward raise
+            items = saved if type(saved) is tuple or type(saved) is list else (saved,)
+            fn.saved_versions = tuple([(0 if t._version_counter is None else t._version_counter.value)
+                                       if _holds(items, t.array) else -1 for t in inputs])
             fn.saved_outputs = ()
     device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
     anomaly = STATE.detect_anomaly
@@ -1214,7 +1229,14 @@ def _is_view(fn_class: type[Function], params: dict) -> bool:
     return fn_class is not ops.Index or not any(is_backend_array(p) for p in params["index"])
 
 
-def _holds(saved, array) -> bool:
-    """Is `array` itself (not a copy) among what a node saved?"""
-    items = saved if type(saved) is tuple or type(saved) is list else (saved,)
-    return any(item is array for item in items)
+def _holds(items: tuple | list, array) -> bool:
+    """Is `array`, or a view of its memory, among the items a node saved?"""
+    for item in items:
+        if item is array:
+            return True
+    owner = array if array.base is None else array.base
+    for item in items:
+        base = getattr(item, "base", None)
+        if base is not None and base is owner:
+            return True
+    return False
