@@ -43,7 +43,7 @@ def twin_models(torch):
     """Our model in float64 and PyTorch's with the same weights."""
     ours = language_model(nn).double()
     theirs = language_model(torch.nn).double()
-    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in ours.state_dict().items()})  # docs/api.md
     return ours, theirs
 
 
