@@ -580,3 +580,30 @@ def test_version_counter_costs_nothing_without_in_place_ops():
     assert y.grad_fn.saved_versions is None and z.grad_fn.saved_versions == (0, 0)
     assert x._version_counter is None and z._version_counter is None
     assert math.isclose(z.sum().item(), 12.0)
+
+
+@pytest.mark.parametrize("name", ["erf", "gelu", "elu", "softplus", "logsigmoid", "layer_norm", "in-place chain"])
+def test_new_ops_pass_gradcheck(device, name):
+    """float64 finite differences with a random upstream gradient (tl.gradcheck draws it)."""
+    rng = np.random.default_rng(7)
+    x = tl.tensor(rng.standard_normal((3, 4)) * 2, device=device, requires_grad=True)
+    weight = tl.tensor(rng.standard_normal(4), device=device, requires_grad=True)
+
+    def in_place_chain(a):
+        b = a * 1.5
+        b *= a
+        b -= a.exp()
+        b /= 3.0
+        return b
+
+    functions = {
+        "erf": lambda a: a.erf(),
+        "gelu": nn.functional.gelu,
+        "elu": lambda a: nn.functional.elu(a, alpha=0.5),
+        "softplus": lambda a: nn.functional.softplus(a, beta=1.5, threshold=2.0),
+        "logsigmoid": nn.functional.logsigmoid,
+        "layer_norm": lambda a, w: nn.functional.layer_norm(a, 4, w),
+        "in-place chain": in_place_chain,
+    }
+    inputs = [x, weight] if name == "layer_norm" else [x]
+    assert tl.gradcheck(functions[name], inputs, atol=1e-6, rtol=1e-5)
