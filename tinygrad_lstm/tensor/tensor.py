@@ -1189,18 +1189,25 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
     if needs_grad and STATE.grad_enabled:
         grad_fn = fn
         fn.inputs = inputs
-        fn.needs_grad = tuple([t.requires_grad for t in inputs])
         fn.freed = False
-        for t in inputs:
-            t._used = True
+        flags = []
         saved = fn.saved
         if saved is None:
             fn.saved_versions = None
+            for t in inputs:
+                t._used = True  # an in-place change of it can no longer be recorded (see _snapshot)
+                flags.append(t.requires_grad)
         else:  # versions of the inputs the node saved (-1: not saved): changing those in place makes backward raise
             items = saved if type(saved) is tuple or type(saved) is list else (saved,)
-            fn.saved_versions = tuple([(0 if t._version_counter is None else t._version_counter.value)
-                                       if _holds(items, t.array) else -1 for t in inputs])
+            versions = []
+            for t in inputs:
+                t._used = True
+                flags.append(t.requires_grad)
+                counter = t._version_counter
+                versions.append((0 if counter is None else counter.value) if _holds(items, t.array) else -1)
+            fn.saved_versions = tuple(versions)
             fn.saved_outputs = ()
+        fn.needs_grad = tuple(flags)
     device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
     anomaly = STATE.detect_anomaly
     if type(out) is not tuple:
