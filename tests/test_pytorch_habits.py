@@ -607,3 +607,34 @@ def test_new_ops_pass_gradcheck(device, name):
     }
     inputs = [x, weight] if name == "layer_norm" else [x]
     assert tl.gradcheck(functions[name], inputs, atol=1e-6, rtol=1e-5)
+
+
+def index_assignment(lib):
+    x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    v = lib.tensor([5.0, 6.0], requires_grad=True)
+    y = x * 2
+    y[1:3] = v * 3  # recorded: x's gradient is zero there, v's is the upstream gradient
+    y[y > 7] = 0.0
+    (y * lib.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    plain = lib.zeros(2, 3)
+    plain[0] = 1
+    plain[:, 1] = lib.tensor([7.0, 8.0])
+    return y.detach().numpy(), x.grad.numpy(), v.grad.numpy(), plain.numpy()
+
+
+def test_index_assignment():
+    y, gx, gv, plain = index_assignment(tl)
+    np.testing.assert_array_equal(y, [2.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(gx, [2, 0, 0, 0])
+    np.testing.assert_array_equal(plain, [[1, 7, 1], [0, 8, 0]])
+    w = tl.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        w[0] = 2.0
+    with tl.no_grad():
+        w[0] = 2.0
+    assert w._version == 1 and w.tolist() == [2.0, 1.0, 1.0]
+
+
+def test_index_assignment_matches_torch(torch):
+    for ours, theirs in zip(index_assignment(tl), index_assignment(torch), strict=True):
+        np.testing.assert_array_equal(ours, theirs)

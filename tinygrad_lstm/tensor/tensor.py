@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import ops, special
+from . import inplace, ops, special
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
 from .errors import (
@@ -960,6 +960,27 @@ class Tensor:
             rest = tuple(slice(None) if _is_new_axis(p) else p for p in index if not _is_int(p))
             return apply(ops.Index, apply(ops.Index, self, index=basic), index=rest)
         return apply(ops.Index, self, index=index)
+
+    def __setitem__(self, index, value) -> None:
+        """`x[index] = value`, in place, with the in-place rules (refused on a leaf that requires grad
+        outside `no_grad`; recorded in the graph on the result of an op)."""
+        value = value if isinstance(value, Tensor) else Tensor(value, dtype=self.dtype, device=self.device)
+        backend_index = self._backend_index(index)
+        if _has_int_and_array(backend_index):
+            raise IndexingError("assignment through an index that mixes integers and arrays is not supported; "
+                                "index in two steps")
+        target_shape = _constant(self.device, lambda a: a[backend_index], self.array).shape
+        if value.shape != target_shape and broadcast_shape("index assignment", value.shape, target_shape) != \
+                target_shape:
+            raise ShapeError(f"cannot assign a value of shape {value.shape} to the indexed shape {target_shape}")
+        if self._check_in_place("__setitem__", value):
+            old = self._snapshot()
+            self._rebind("__setitem__", apply(inplace.IndexPut, old, value.to(self.dtype), index=backend_index))
+            return
+        if value.device != self.device:
+            raise DeviceError(f"index assignment: the value is on {value.device!r}, the tensor on {self.device!r}")
+        self.array[backend_index] = value.array
+        self._bump("__setitem__")
 
     def _backend_index(self, index) -> tuple:
         """Turn Tensors, lists and NumPy arrays inside an index into checked backend arrays on this device."""
