@@ -638,3 +638,43 @@ def test_index_assignment():
 def test_index_assignment_matches_torch(torch):
     for ours, theirs in zip(index_assignment(tl), index_assignment(torch), strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_decorated_function_used_by_two_threads_restores_each_threads_mode():
+    """Thread A (grad on) and thread B (grad off) are inside one @no_grad function at once; A leaves first."""
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    after = {}
+
+    @tl.no_grad()
+    def work(entered, wait_for):
+        entered.set()
+        wait_for.wait(5)
+
+    def thread_a():
+        work(a_inside, b_inside)
+        after["a"] = tl.is_grad_enabled()
+        a_left.set()
+
+    def thread_b():
+        a_inside.wait(5)
+        tl.set_grad_enabled(False)
+        work(b_inside, a_left)
+        after["b"] = tl.is_grad_enabled()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert after == {"a": True, "b": False}
+
+
+def test_torch_is_never_imported_by_the_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, tinygrad_lstm as tl\nfrom tinygrad_lstm import nn\n"
+            "m = nn.Linear(2, 2)\nm.load_state_dict({k: v.numpy() for k, v in m.state_dict().items()})\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -49,19 +49,31 @@ def is_grad_enabled() -> bool:
 
 
 class _GradMode(contextlib.ContextDecorator):
-    """Sets grad mode inside a `with` block or a decorated function; re-entrant, restores the outer mode."""
+    """Sets grad mode (and inference mode, unless `inference` is None) inside a `with` block or a decorated
+    function; re-entrant, restores the outer modes. The modes it saves are kept per thread, so one object
+    (a decorated function) can be used by several threads at once."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._previous: list[bool] = []
+    def __init__(self, enabled: bool, inference: bool | None = None):
+        self.enabled, self.inference = enabled, inference
+        self._saved = threading.local()
+
+    @property
+    def _previous(self) -> list[tuple[bool, bool]]:
+        """This thread's stack of (grad mode, inference mode) to restore."""
+        stack = getattr(self._saved, "stack", None)
+        if stack is None:
+            stack = self._saved.stack = []
+        return stack
 
     def __enter__(self):
-        self._previous.append(STATE.grad_enabled)
+        self._previous.append((STATE.grad_enabled, STATE.inference))
         STATE.grad_enabled = self.enabled
+        if self.inference is not None:
+            STATE.inference = self.inference
         return self
 
     def __exit__(self, *exc):
-        STATE.grad_enabled = self._previous.pop()
+        STATE.grad_enabled, STATE.inference = self._previous.pop()
         return False
 
 
@@ -76,7 +88,7 @@ class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
 
     def __enter__(self):
         if self._before_init is not None:  # `with set_grad_enabled(m):` restores the mode from before the call
-            self._previous.append(self._before_init)
+            self._previous.append((self._before_init, STATE.inference))
             self._before_init = None
             return self
         return super().__enter__()
@@ -98,18 +110,7 @@ class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
         return super().__new__(cls)
 
     def __init__(self, mode: bool = True):
-        super().__init__(not mode)
-        self.inference = bool(mode)
-        self._outer_inference: list[bool] = []
-
-    def __enter__(self):
-        self._outer_inference.append(STATE.inference)
-        STATE.inference = self.inference
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        STATE.inference = self._outer_inference.pop()
-        return super().__exit__(*exc)
+        super().__init__(not mode, bool(mode))
 
 
 def is_inference_mode_enabled() -> bool:
