@@ -678,3 +678,23 @@ def test_torch_is_never_imported_by_the_library():
             "assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def recorded_fills(lib):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    s = lib.tensor(3.0, requires_grad=True)
+    y = x * 2
+    y.fill_(s)  # the old value gets no gradient, s gets all of it
+    z = x * 3
+    z.copy_(lib.tensor([5.0, 6.0]))
+    w = x * 1
+    w.clamp_(max=1.5)
+    (y.sum() + (z * x).sum() + w.sum()).backward()
+    return y.requires_grad, z.requires_grad, x.grad.numpy(), s.grad.numpy()
+
+
+def test_recorded_fill_copy_clamp_match_torch(torch):
+    ours, theirs = recorded_fills(tl), recorded_fills(torch)
+    assert ours[:2] == theirs[:2] == (True, True)
+    for a, b in zip(ours[2:], theirs[2:], strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -222,7 +222,7 @@ def as_tensor(data, dtype=None, device: str | None = None) -> Tensor:
     if isinstance(data, Tensor):
         return data.to(*(v for v in (device, dtype) if v is not None))
     if is_backend_array(data) and data.dtype.kind in _NUMERIC_KINDS:
-        same = (dtype is None or np.dtype(dtype) == data.dtype) and (device is None or
+        same = (dtype is None or check_dtype("as_tensor", dtype) == data.dtype) and (device is None or
                                                                       normalize_device(device) == device_of(data))
         if same:
             return Tensor._make(data, device_of(data), None)

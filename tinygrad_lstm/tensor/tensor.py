@@ -28,11 +28,6 @@ _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 _VIEW_OPS = frozenset({ops.Reshape, ops.Permute, ops.Expand, ops.Split, ops.Index})  # outputs may share storage
 
 
-def _consumed(t: Tensor) -> bool:
-    """True once a recorded graph node took `t` as an input."""
-    return t._used
-
-
 def check_dtype(who: str, dtype, kinds: str = _NUMERIC_KINDS) -> np.dtype:
     """`dtype` as a NumPy dtype of one of `kinds`, or an error naming the function and the dtype."""
     try:
@@ -565,7 +560,7 @@ class Tensor:
 
     def _snapshot(self) -> Tensor:
         """This tensor as it is now, as its own object: the input of a recorded in-place op."""
-        if self.grad_fn is not None and self.requires_grad and _consumed(self):
+        if self.grad_fn is not None and self.requires_grad and self._used:  # a recorded node took it as an input
             raise InplaceError(
                 f"in-place change of a tensor ({describe_tensor(self)}) that the graph already uses as an input is "
                 "not supported here (PyTorch records it); use an out-of-place op (x = x + y)"
@@ -621,17 +616,23 @@ class Tensor:
     def div_(self, other) -> Tensor:
         return self._arith_("div_", ops.Div, "true_divide", other)
 
-    def _write_(self, op: str, compute: Callable[[Tensor], Tensor], other=None) -> Tensor:
-        """An in-place op given as its out-of-place form `compute(self)`."""
+    def _write_(self, op: str, value: Callable[[Tensor], Tensor], other=None) -> Tensor:
+        """Set every element to `value(self)` (broadcast to this shape, cast to this dtype), in place.
+
+        Recorded, it is `where(True, value(old), old)`: `old` gets a zero gradient and the result keeps
+        requiring grad, as PyTorch's `fill_`/`copy_` on a tensor that requires grad.
+        """
         if self._check_in_place(op, other):
-            return self._rebind(op, compute(self._snapshot()))
+            old = self._snapshot()
+            keep = _constant(self.device, lambda: self._xp.ones(self.shape, dtype=bool))
+            return self._rebind(op, where(keep, value(old).to(self.dtype), old))
         with no_grad():
-            result = compute(self)
-        if result.shape != self.shape:
-            raise ShapeError(f"{op}: a value of shape {result.shape} does not fit the tensor's shape {self.shape}")
-        if result.device != self.device:
-            raise DeviceError(f"{op}: the value is on {result.device!r} but the tensor on {self.device!r}")
-        self.array[...] = result.array
+            new = value(self)
+        if new.shape != self.shape and broadcast_shape(op, new.shape, self.shape) != self.shape:
+            raise ShapeError(f"{op}: a value of shape {new.shape} does not broadcast to the shape {self.shape}")
+        if new.device != self.device:
+            raise DeviceError(f"{op}: the value is on {new.device!r} but the tensor on {self.device!r}")
+        self.array[...] = new.array
         return self._bump(op)
 
     def zero_(self) -> Tensor:
@@ -642,17 +643,17 @@ class Tensor:
         if isinstance(value, Tensor):
             if value.numel() != 1:
                 raise ShapeError(f"fill_ takes a number or a one-element tensor, got shape {value.shape}")
-            return self._write_("fill_", lambda t: value.reshape(()).to(t.dtype).expand(t.shape).clone(), value)
+            return self._write_("fill_", lambda t: value.reshape(()), value)
         if not isinstance(value, numbers.Number):
             raise TypeError(f"fill_ takes a number or a one-element tensor, got {type(value).__name__}")
-        return self._write_("fill_", lambda t: _constant(t.device, lambda: t._xp.full(t.shape, value, t.dtype)))
+        return self._write_("fill_", lambda t: _constant(t.device, lambda: t._xp.asarray(value, dtype=t.dtype)))
 
     def copy_(self, src) -> Tensor:
         """Copy `src` (broadcast to this shape, cast to this dtype, moved to this device) into this tensor."""
         src = src if isinstance(src, Tensor) else Tensor(src, dtype=self.dtype, device=self.device)
         if src.shape != self.shape and broadcast_shape("copy_", src.shape, self.shape) != self.shape:
             raise ShapeError(f"copy_: a tensor of shape {src.shape} does not broadcast to shape {self.shape}")
-        return self._write_("copy_", lambda t: src.to(t.device, t.dtype).expand(t.shape).clone(), src)
+        return self._write_("copy_", lambda t: src.to(t.device, t.dtype), src)
 
     def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
         return self._write_("clamp_", lambda t: t.clip(min, max))
