@@ -698,3 +698,27 @@ def test_recorded_fill_copy_clamp_match_torch(torch):
     assert ours[:2] == theirs[:2] == (True, True)
     for a, b in zip(ours[2:], theirs[2:], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "amax", "amin", "logsumexp", "std", "argmax", "all"])
+def test_dim_and_axis_are_one_argument(reduction):
+    """Random shapes and axes: dim=/keepdim= give what axis=/keepdims= give, and NumPy's numbers."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    numpy_of = {"sum": np.sum, "mean": np.mean, "amax": np.max, "amin": np.min, "argmax": np.argmax,
+                "all": np.all, "std": lambda a, axis, keepdims: np.std(a, axis=axis, keepdims=keepdims, ddof=1),
+                "logsumexp": lambda a, axis, keepdims: np.log(np.exp(a).sum(axis=axis, keepdims=keepdims))}
+
+    @settings(max_examples=15, deadline=None)
+    @given(st.lists(st.integers(2, 4), min_size=1, max_size=3), st.data(), st.booleans())
+    def check(shape, data, keep):
+        axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+        array = np.random.default_rng(len(shape)).standard_normal(shape)
+        x = tl.tensor(array)
+        by_dim = getattr(x, reduction)(dim=axis, keepdim=keep).numpy()
+        by_axis = getattr(x, reduction)(axis=axis, keepdims=keep).numpy()
+        np.testing.assert_array_equal(by_dim, by_axis)
+        np.testing.assert_allclose(by_dim, numpy_of[reduction](array, axis=axis, keepdims=keep), rtol=1e-12)
+
+    check()
