@@ -70,7 +70,7 @@ def test_float64_trajectory_matches_torch_step_by_step(torch, name, config, devi
             p.grad = tl.Tensor(g, device=device)
         opt.step()
         for p, e in zip(params, expected, strict=True):
-            np.testing.assert_allclose(p.numpy(), e, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(p.detach().numpy(), e, rtol=1e-12, atol=1e-12)
 
 
 def test_training_a_model_end_to_end_matches_torch(torch, device):
@@ -109,7 +109,7 @@ def test_param_groups_match_torch(torch, device):
         opt.step()
         ref_opt.step()
     for p, r in zip(params, ref, strict=True):
-        np.testing.assert_allclose(p.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(p.detach().numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="more than one parameter group"):
         opt.add_param_group({"params": [params[0]]})
     with pytest.raises(ValueError, match=r"unknown hyperparameters \['betas'\]"):
@@ -152,7 +152,7 @@ def test_state_dict_round_trips_through_save_and_load(tmp_path, name, config, de
             p.grad = tl.Tensor(g, device=device)
         fresh.step()
     for a, b in zip(straight, resumed, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_load_state_dict_names_what_does_not_fit():
@@ -204,7 +204,7 @@ def test_zero_grad_and_closure():
 
     loss = opt.step(closure)
     assert float(loss) == 5.0
-    np.testing.assert_array_equal(p.numpy(), [0.0, 0.0])  # p - 0.5 * 2p
+    np.testing.assert_array_equal(p.detach().numpy(), [0.0, 0.0])  # p - 0.5 * 2p
     opt.zero_grad()
     assert p.grad is None
     p.grad = tl.ones(2, dtype=np.float64)
@@ -216,7 +216,7 @@ def test_parameters_without_grad_are_skipped():
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     a.grad = tl.ones(2, dtype=np.float64)
     nn.optim.Adam([a, b], lr=0.1).step()
-    assert (a.numpy() < 1).all() and (b.numpy() == 1).all()
+    assert (a.detach().numpy() < 1).all() and (b.detach().numpy() == 1).all()
 
 
 def test_bad_hyperparameters_and_params_are_refused():

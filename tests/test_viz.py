@@ -302,7 +302,7 @@ def test_show_data_prints_small_tensors_values():
     h, c, _ = unroll(1, input_size=3, hidden_size=5)
     dot = parse(viz.draw_graph(h, c, show_data=True).source)
     assert "[[0. 0. 0. 0. 0.]]" in dot.nodes[named(dot, "c0")]
-    values = np.array2string(c.numpy(), precision=3, threshold=6, edgeitems=2, suppress_small=True)
+    values = np.array2string(c.detach().numpy(), precision=3, threshold=6, edgeitems=2, suppress_small=True)
     assert values in dot.nodes[named(dot, "c")]
     assert "..." in dot.nodes[named(dot, "weight_ih")]  # 20 x 3 values: abbreviated
     assert "[[" not in dot.nodes[named(dot, "weight_hh")]  # 20 x 5 values: too many to show
@@ -395,7 +395,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="at least one"):
         viz.draw_graph()
     with pytest.raises(TypeError, match="Tensors"):
-        viz.draw_graph(h.numpy())
+        viz.draw_graph(h.detach().numpy())
     with pytest.raises(ValueError, match="rankdir"):
         viz.draw_graph(h, rankdir="sideways")
     with pytest.raises(ValueError, match="fold"):

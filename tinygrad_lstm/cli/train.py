@@ -112,7 +112,7 @@ def _train_chars(args: argparse.Namespace, device: str) -> int:
         step = int(state["step"])
         print(f"resumed from {checkpoint} at step {step}")
     print(f"corpus {corpus.name!r}: {len(corpus.text)} characters, {corpus.vocab_size} distinct; "
-          f"{args.model} with {sum(p.size for p in model.parameters())} parameters")
+          f"{args.model} with {sum(p.numel() for p in model.parameters())} parameters")
 
     def save() -> None:
         tl.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,

@@ -7,9 +7,12 @@ naming what it got and what was expected.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..tensor import Tensor, arange, maximum, rand, where
+from ..tensor import Tensor, arange, maximum, minimum, rand, where
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -29,12 +32,64 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis=axis)
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Softmax over `dim` (or NumPy's `axis`); the last axis when neither is given."""
+    return x.softmax(dim, axis=axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis=axis)
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    return x.log_softmax(dim, axis=axis)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope * x elsewhere (the gradient at 0 is negative_slope, as PyTorch)."""
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, alpha * (e^x - 1) elsewhere; the exponential only sees x <= 0, so it never overflows."""
+    return where(x > 0, x, alpha * (x.clip(max=0.0).exp() - 1))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (through erf); approximate="tanh" is the tanh formula."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf())
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return x * x.sigmoid()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (as PyTorch), without overflow."""
+    scaled = x * beta
+    smooth = ((-scaled.abs()).exp() + 1).log() + maximum(scaled, 0.0)  # log(1 + e^s) for any s
+    return where(scaled > threshold, x, smooth * (1 / beta))
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    return minimum(x, 0.0) - ((-x.abs()).exp() + 1).log()
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last len(normalized_shape) axes (biased variance, as PyTorch), then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(axis=axes, keepdims=True)
+    variance = (centered * centered).mean(axis=axes, keepdims=True)
+    out = centered / (variance + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -153,6 +208,15 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
         raise ValueError(f"mse_loss: target shape {target.shape} differs from input shape {input.shape}")
     diff = input - target
     return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002 - PyTorch's name
+    """Mean absolute error |input - target|; input and target must have the same shape."""
+    _check_reduction("l1_loss", reduction)
+    target = _like(target, input, "l1_loss: target")
+    if target.shape != input.shape:
+        raise ValueError(f"l1_loss: target shape {target.shape} differs from input shape {input.shape}")
+    return _reduce((input - target).abs(), reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",  # noqa: A002

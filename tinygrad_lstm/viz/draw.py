@@ -122,7 +122,7 @@ def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool) -> _Node:
         kind = "tensor"
     elif t.requires_grad:
         kind, scope = "parameter", ()
-    elif t.size == 1 and not t.name and not t.tags:
+    elif t.numel() == 1 and not t.name and not t.tags:
         value = t.item()
         return _Node(key, "constant", f"{value:g}" if isinstance(value, float) else str(value), scope,
                      f"constant in {t.scope or 'no scope'}", highway=highway)
@@ -258,8 +258,8 @@ def _label(node: _Node, norms: dict[int, float], show_grad: bool, show_data: boo
         if show_grad:
             norm = norms.get(id(t))
             lines.append(("no grad" if norm is None else f"grad {norm:.2e}", GRAD_TEXT_COLOR))
-        if show_data and t.size <= MAX_SHOWN_VALUES:
-            lines.append((format_values(t.numpy()), VALUES_COLOR))
+        if show_data and t.numel() <= MAX_SHOWN_VALUES:
+            lines.append((format_values(t.detach().numpy()), VALUES_COLOR))
     elif node.outputs:  # an op whose outputs have nodes of their own, or a split into pieces
         shapes = [format_shape(piece.shape) for piece in node.outputs]
         summary = f"{len(shapes)} × {shapes[0]}" if len(shapes) > 1 and len(set(shapes)) == 1 else ", ".join(shapes)

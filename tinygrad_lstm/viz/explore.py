@@ -174,7 +174,7 @@ def _stats(array: np.ndarray) -> dict:
 
 
 def _tensor_summary(t: Tensor, arrival: int | None) -> dict:
-    values = t.numpy()
+    values = t.detach().numpy()
     summary = {"name": t.name or "", "shape": list(t.shape), "size": int(values.size), "value": _stats(values),
                "grad": None if t.grad is None else _stats(t.grad.numpy()), "arrival": arrival,
                "requiresGrad": t.requires_grad}
