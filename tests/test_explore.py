@@ -73,7 +73,8 @@ def test_summaries_are_the_engines_numbers(device):
     for i, t in enumerate(view.tensors):
         shown = panel["tensors"][i]
         assert shown["shape"] == list(t.shape)
-        np.testing.assert_allclose(shown["value"]["norm"], np.linalg.norm(t.detach().numpy().astype(np.float64)), rtol=1e-12)
+        value = t.detach().numpy().astype(np.float64)
+        np.testing.assert_allclose(shown["value"]["norm"], np.linalg.norm(value), rtol=1e-12)
         if t.grad is None:
             assert shown["grad"] is None
             continue

@@ -29,7 +29,8 @@ def test_linear_gradcheck_and_values(device):
     rng = np.random.default_rng(8)
     x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
     assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(tl.linear(x, weight, bias).detach().numpy(), (x @ weight.T + bias).detach().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(tl.linear(x, weight, bias).detach().numpy(), (x @ weight.T + bias).detach().numpy(),
+                               rtol=1e-14)
     with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
         tl.linear(x, weight.T, bias)
 
