@@ -250,6 +250,9 @@ def generate(model: CharLM, corpus: CharCorpus, prime: str, length: int, rng: np
             logits, state = model(tl.Tensor(ids[:, None], device=device))
             for _ in range(length):
                 scores = logits[-1, 0].numpy().astype(np.float64)
+                if not np.isfinite(scores).all():
+                    raise RuntimeError("the model's predictions are NaN or Inf: its weights diverged in training "
+                                       "(a lower --lr or --grad-clip helps); nothing to sample from")
                 if temperature == 0:
                     nxt = int(scores.argmax())
                 else:
