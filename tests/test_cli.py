@@ -279,9 +279,10 @@ def test_train_memory_tasks(task, capsys):
     assert ("test MSE" if task == "adding" else "test accuracy") in capsys.readouterr().out
 
 
-def test_memory_prints_table_and_writes_plots(tmp_path, capsys):
-    argv = ["memory", "--delays", "4", "6", "--steps", "3", "--hidden-size", "4", "--batch-size", "4",
-            "--out", str(tmp_path), "--device", "cpu", "--quiet"]
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_memory_prints_table_and_writes_plots(workers, tmp_path, capsys):
+    argv = ["memory", "--delays", "4", "6", "--models", "rnn", "gru", "lstm", "--steps", "3", "--hidden-size", "4",
+            "--batch-size", "4", "--out", str(tmp_path), "--device", "cpu", "--quiet", "--workers", workers]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "RNN" in out and "GRU" in out and "LSTM" in out and "0.167" in out
@@ -305,11 +306,32 @@ def test_graph_writes_dot_source(cell, tmp_path, capsys):
     assert ('class="highway"' in source or "class=highway" in source) == (cell != "rnn")
 
 
-def test_graph_default_renders_an_svg_with_gradients(tmp_path, monkeypatch, capsys):
+def test_graph_default_renders_an_svg_and_grad_writes_its_own_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    assert main(["graph"]) == 0
     assert main(["graph", "--grad"]) == 0
-    path = capsys.readouterr().out.strip().splitlines()[-1]
-    assert path.endswith(".svg") and "<svg" in open(path).read()
+    plain, grad = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert plain.endswith("lstm-3steps.svg") and grad.endswith("lstm-3steps-grad.svg")
+    assert "<svg" in open(plain).read() and "grad " in open(grad).read()
+
+
+def test_graph_format_follows_the_suffix_of_out(tmp_path, capsys):
+    assert main(["graph", "--steps", "1", "--out", str(tmp_path / "cell.png")]) == 0
+    assert (tmp_path / "cell.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["graph", "--steps", "1", "--out", str(tmp_path / "cell.dot")]) == 0
+    assert (tmp_path / "cell.dot").read_text().startswith("digraph")
+    assert main(["graph", "--steps", "1", "--format", "svg", "--out", str(tmp_path / "cell.png")]) == 2
+
+
+def test_graph_folds_big_unrolls_saying_so_unless_no_fold(tmp_path, capsys):
+    assert main(["graph", "--steps", "50", "--format", "dot", "--out", str(tmp_path / "a.dot")]) == 0
+    out = capsys.readouterr().out
+    assert "folded: the first and last" in out and "of 50 steps" in out and "--no-fold" in out
+    assert "step 25" not in (tmp_path / "a.dot").read_text()
+    assert main(["graph", "--steps", "50", "--no-fold", "--format", "dot", "--out", str(tmp_path / "b.dot")]) == 0
+    assert "folded" not in capsys.readouterr().out and "step 25" in (tmp_path / "b.dot").read_text()
+    assert main(["graph", "--fold", "0"]) == 2
+    assert "--fold must be positive" in capsys.readouterr().err
 
 
 def test_info_reports_versions_and_devices(capsys):
