@@ -488,12 +488,15 @@ def test_a_node_with_details_is_a_box_listing_them():
 
 def test_the_fused_lstm_layer_is_drawn_as_what_it_computed():
     tl.manual_seed(0)
-    lstm = nn.LSTM(3, 4)
-    output, _ = lstm(tl.randn(5, 1, 3))
-    (key,) = parse(viz.draw_graph(output.sum()).source).find(r"FusedLSTM")
+    output, _ = nn.LSTM(3, 4)(tl.randn(5, 1, 3))
     fused_op = next(op for op in tl.walk_graph(output).ops if "LSTM" in op.op)
-    for name, value in (getattr(fused_op, "details", None) or {}).items():
-        assert f"{name}: " in parse(viz.draw_graph(output.sum()).source).nodes[key], value
+    details = getattr(fused_op, "details", None)
+    if not details:
+        pytest.skip("this fused LSTM node does not record its details yet")
+    (key,) = parse(viz.draw_graph(output.sum()).source).find(re.escape(fused_op.op))
+    attrs = parse(viz.draw_graph(output.sum()).source).nodes[key]
+    assert "shape=box" in attrs and all(f"{name}: " in attrs for name in details)
+    assert "forget gate" in attrs and "5" in attrs  # its gates and its steps
 
 
 def test_parameters_are_labelled_with_their_module_path_from_params():
@@ -600,3 +603,25 @@ def test_render_takes_the_format_from_the_suffix(tmp_path):
     (tmp_path / "afile").write_text("")
     with pytest.raises(ValueError, match="afile"):
         viz.render(graph, tmp_path / "afile" / "x.svg")
+
+
+def test_a_step_scope_opened_twice_is_one_box():
+    params = make_lstm_parameters(3, 4)
+    h, c = tl.zeros(1, 4), tl.zeros(1, 4)
+    for t in (1, 2):
+        with tl.name_scope(f"step {t}"), tl.name_scope(f"step {t}"):  # a loop's scope around a cell's own
+            h, c = lstm_step(tl.randn(1, 3), h, c, params)
+    clusters = parse(viz.draw_graph(h, c).source).clusters
+    assert "cluster_step 2/forget gate" in clusters and not [k for k in clusters if "step 1/step 1" in k]
+
+
+def test_a_users_own_cell_loop_gets_a_box_per_call_with_the_gates_in_order():
+    tl.manual_seed(0)
+    cell, state = nn.LSTMCell(3, 4), None
+    for _ in range(3):
+        state = cell(tl.randn(1, 3), state)  # no scope of the user's own
+    if not any("step" in op.scope for op in tl.walk_graph(*state).ops):
+        pytest.skip("this nn.LSTMCell does not open a 'step N' scope per call yet")
+    order = _gate_order(viz.draw_graph(*state).source)
+    assert sorted(order) == ["step 1", "step 2", "step 3"]
+    assert all(gates == ARTICLE_ORDER for gates in order.values()), order

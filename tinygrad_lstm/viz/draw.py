@@ -158,7 +158,13 @@ def _check_arguments(roots: tuple, rankdir: str, fold, grad_range) -> None:
 
 
 def _scope(path: str) -> tuple[str, ...]:
-    return tuple(path.split("/")) if path else ()
+    """The scope path as parts; a part repeated directly inside itself is one box ("step 1/step 1/forget gate",
+    when a loop opens the step scope that the cell it calls opens too, is "step 1/forget gate")."""
+    parts = []
+    for part in path.split("/") if path else ():
+        if not parts or parts[-1] != part:
+            parts.append(part)
+    return tuple(parts)
 
 
 def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool, parameter_names: dict[int, str]) -> _Node:
