@@ -310,7 +310,7 @@ def _train_chars(args: argparse.Namespace, device: str, given_lr: float | None) 
             shown["val"] = f"{history.val_bits[-1]:.3f}"
         return shown | {"unit": "bits/char"}
 
-    samples = open(paths["samples.txt"], "a" if args.resume else "w", encoding="utf-8")  # noqa: SIM115
+    samples = open(paths["samples.txt"], "a" if args.resume else "w", encoding="utf-8")  # closed below
     first_step, start = step, time.perf_counter()
     try:
         with progress(args.steps - step, f"train {args.model}", args.quiet) as bar, _Interrupt() as interrupt:
