@@ -24,7 +24,7 @@ from .common import add_device_argument, check_numbers, device_from, output_dir,
 #: the settings each --task trains with unless an option says otherwise (what works for that task)
 PRESETS = {
     "chars": {"model": "lstm", "hidden_size": 128, "batch_size": 32, "lr": 5e-3, "steps": 1000},
-    "adding": {"model": "lstm", "hidden_size": 32, "batch_size": 64, "lr": 1e-2, "steps": 1500, "delay": 50},
+    "adding": {"model": "lstm", "hidden_size": 32, "batch_size": 64, "lr": 1e-2, "steps": 1000, "delay": 50},
     "recall": {"model": "lstm", "hidden_size": 16, "batch_size": 32, "lr": 2e-2, "steps": 300, "delay": 60},
 }
 #: what a checkpoint must match to be resumed: the model's shape and the data it learned
