@@ -339,9 +339,10 @@ def _detail(value) -> str:
 def _flow_order(picture: _Picture) -> dict[str, int]:
     """Each node's longest distance (in edges) to the outputs: the larger, the earlier its result is made.
 
-    Sibling clusters are drawn in this order (ties: in order of appearance), the same in every step: an
+    Sibling clusters are emitted in this order (ties: in order of appearance), the same in every step: an
     LSTM step's gates that feed the cell state (forget, input, candidate) come before the cell state, and
-    the cell state before the output gate that reads it, as the article draws them.
+    the cell state before the output gate that reads it, as the article has them. Graphviz's dot starts
+    from that order but may swap clusters to shorten edges.
     """
     heads = defaultdict(list)
     for e in picture.edges:
