@@ -56,13 +56,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help=_preset_help("batch_size"))
     p.add_argument("--lr", type=float, default=None,
                    help=f"Adam learning rate ({_preset_help('lr')}); given with --resume it replaces the saved one")
-    p.add_argument("--lr-decay", type=float, default=0.5, help="multiply the learning rate by this ...")
+    p.add_argument("--lr-decay", type=float, default=0.5, help="multiply the learning rate by this (default 0.5) ...")
     p.add_argument("--lr-decay-every", type=int, default=500, help="... every N steps (0: constant; default 500)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout on embeddings and layer outputs (default 0)")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--dropout", type=float, default=0.0,
+                   help="chars: dropout on embeddings and layer outputs (default 0)")
+    p.add_argument("--grad-clip", type=float, default=1.0,
+                   help="chars: clip the gradient norm to this (default 1; 0: no clipping)")
     p.add_argument("--steps", type=int, default=None,
                    help=f"training steps in all; a resumed run continues to it ({_preset_help('steps')})")
-    p.add_argument("--delay", type=int, default=None, help="sequence length T for --task adding/recall")
+    p.add_argument("--delay", type=int, default=None,
+                   help=f"sequence length T for --task adding/recall ({_preset_help('delay')})")
     p.add_argument("--val-fraction", type=float, default=0.1, help="the end of the corpus kept for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25,
