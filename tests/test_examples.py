@@ -61,6 +61,6 @@ def test_char_lstm_runs_on_the_best_device(script, tmp_path):
 
 
 def test_the_pytorch_yardstick_trains_on_the_same_batches(tmp_path, torch):
-    out = run_example("06_char_lstm_pytorch.py", "--steps", "4", "--eval-every", "2", "--hidden-size", "8",
+    out = run_example("07_char_lstm_pytorch.py", "--steps", "4", "--eval-every", "2", "--hidden-size", "8",
                       "--seq-len", "8", "--batch-size", "2", cwd=tmp_path)
     assert "step 4: train" in out and "best validation" in out

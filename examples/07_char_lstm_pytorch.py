@@ -5,7 +5,7 @@ very same batches), same optimiser and schedule (Adam, lr 5e-3 halved every 500 
 to 1), same validation loss in bits per character. Only the engine differs.
 
     pip install torch
-    python examples/06_char_lstm_pytorch.py --corpus python
+    python examples/07_char_lstm_pytorch.py --corpus python
 """
 
 import argparse
