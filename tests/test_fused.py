@@ -1,4 +1,4 @@
-"""The fused LSTM ops (`tl.fused_lstm_cell`, `tl.fused_lstm`, `fused_linear`): gradchecks, equal to the composed."""
+"""The fused LSTM ops (`fused_lstm_cell`, `fused_lstm`, `tl.linear`): gradchecks, equal to the composed."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
-from tinygrad_lstm.tensor.fused import fused_linear
+from tinygrad_lstm.nn import fused_lstm, fused_lstm_cell
+from tinygrad_lstm.nn.cell_math import gate_views, lstm_step_backward, lstm_step_forward
+from tinygrad_lstm.nn.rnn import lstm_step
+from tinygrad_lstm.tensor.backend import KERNELS
 
 
 def _tensor(rng, shape, device, requires_grad=True):
@@ -19,16 +22,16 @@ def test_fused_cell_gradcheck(device):
     batch, hidden = 2, 3
     inputs = [_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                                   (4 * hidden, hidden))]
-    assert tl.gradcheck(tl.fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
 
 
-def test_fused_linear_gradcheck_and_values(device):
+def test_linear_gradcheck_and_values(device):
     rng = np.random.default_rng(8)
     x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
-    assert tl.gradcheck(fused_linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(fused_linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
+    assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
+    np.testing.assert_allclose(tl.linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
     with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
-        fused_linear(x, weight.T, bias)
+        tl.linear(x, weight.T, bias)
 
 
 @pytest.mark.parametrize("used", ["h", "c"])
@@ -37,7 +40,7 @@ def test_fused_cell_gradcheck_one_output_used(device, used):
     rng = np.random.default_rng(1)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     index = 0 if used == "h" else 1
-    assert tl.gradcheck(lambda *args: tl.fused_lstm_cell(*args)[index], [xw, h, c, w_hh], atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(lambda *args: fused_lstm_cell(*args)[index], [xw, h, c, w_hh], atol=1e-7, rtol=1e-5)
 
 
 def test_fused_cell_matches_torch(device, torch):
@@ -50,7 +53,7 @@ def test_fused_cell_matches_torch(device, torch):
     w_ih, w_hh, b_ih, b_hh = (tl.Tensor(p.detach().numpy(), device=device, requires_grad=True)
                               for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
     ox, oh, oc = (tl.Tensor(a, device=device, requires_grad=True) for a in (x, h, c))
-    h_new, c_new = tl.fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
+    h_new, c_new = fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
     np.testing.assert_allclose(h_new.numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(c_new.numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
     gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
@@ -70,33 +73,73 @@ def test_fused_layer_gradcheck(device, used):
     inputs = [_tensor(rng, s, device) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                                   (4 * hidden, hidden))]
     pick = {"hs": lambda hs, c: hs, "c": lambda hs, c: c, "both": lambda hs, c: (hs, c)}[used]
-    assert tl.gradcheck(lambda *args: pick(*tl.fused_lstm(*args)), inputs, atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(lambda *args: pick(*fused_lstm(*args)), inputs, atol=1e-7, rtol=1e-5)
 
 
 @pytest.mark.parametrize("overwrite_xw", [False, True])
-def test_fused_layer_equals_fused_cell_steps(device, overwrite_xw):
-    """tl.fused_lstm is tl.fused_lstm_cell looped over the steps: the same values and every gradient."""
+@pytest.mark.parametrize("looped_cell", [False, True])
+def test_fused_ops_equal_the_composed_step(device, overwrite_xw, looped_cell):
+    """fused_lstm (and fused_lstm_cell looped) equal nn's composed step, built from primitive ops: every value
+    and every gradient, with a random upstream gradient on every output. The composed step gets xw as its
+    input x with an identity W_ih, which float64 multiplies exactly."""
     rng = np.random.default_rng(12)
     steps, batch, hidden = 6, 3, 4
     data = [rng.standard_normal(s) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                              (4 * hidden, hidden))]
     upstream_hs, upstream_c = rng.standard_normal((steps, batch, hidden)), rng.standard_normal((batch, hidden))
+    identity = tl.Tensor(np.eye(4 * hidden), device=device)
     results = []
-    for looped in (False, True):
+    for path in ("fused", "composed"):
         xw, h0, c0, w_hh = (tl.Tensor(a, device=device, requires_grad=True) for a in data)
-        if looped:
+        if path == "fused" and not looped_cell:
+            hs, c = fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
+        else:
             h, c, hs = h0, c0, []
             for t in range(steps):
-                h, c = tl.fused_lstm_cell(xw[t], h, c, w_hh)
+                if path == "fused":
+                    h, c = fused_lstm_cell(xw[t] * 1 if overwrite_xw else xw[t], h, c, w_hh, overwrite_xw=overwrite_xw)
+                else:
+                    h, c = lstm_step(xw[t], h, c, identity, w_hh, None, None)
                 hs.append(h)
             hs = tl.stack(hs)
-        else:
-            hs, c = tl.fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
         ((hs * tl.Tensor(upstream_hs, device=device)).sum() + (c * tl.Tensor(upstream_c, device=device)).sum()
          ).backward()
         results.append([hs, c, xw.grad, h0.grad, c0.grad, w_hh.grad])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-13)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("one_tanh", [True, False])
+def test_step_formula_equals_the_primitive_ops(one_tanh):
+    """Both ways the formula activates the gates (one tanh over the whole buffer on NumPy; gate by gate, as the
+    CUDA kernel and the test device run it) give the values and gradients of the same step built from ops."""
+    rng = np.random.default_rng(5)
+    batch, hidden = 3, 5
+    pre, c_prev = rng.standard_normal((batch, 4 * hidden)) * 3, rng.standard_normal((batch, hidden))
+    gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+    gates, c, h = pre.copy(), np.empty_like(c_prev), np.empty_like(c_prev)
+    lstm_step_forward(np, c_prev, *gate_views(gates), c, h, all_gates=gates if one_tanh else None)
+    dgates, dc_prev = np.empty_like(gates), np.empty_like(c_prev)
+    lstm_step_backward(np, *gate_views(gates), c_prev, c, gh, gc, *gate_views(dgates), dc_prev,
+                       all_gates=gates if one_tanh else None, all_dgates=dgates if one_tanh else None)
+
+    a, c_in = tl.Tensor(pre, requires_grad=True), tl.Tensor(c_prev, requires_grad=True)
+    i, f, g, o = a.chunk(4, axis=1)
+    c_ref = i.sigmoid() * g.tanh() + f.sigmoid() * c_in
+    h_ref = o.sigmoid() * c_ref.tanh()
+    ((h_ref * tl.Tensor(gh)).sum() + (c_ref * tl.Tensor(gc)).sum()).backward()
+    for ours, ref in ((c, c_ref), (h, h_ref), (dgates, a.grad), (dc_prev, c_in.grad)):
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.concatenate([t.sigmoid().numpy() if k != 2 else t.tanh().numpy()
+                                               for k, t in enumerate((i, f, g, o))], axis=1), gates, rtol=1e-12)
+
+
+def test_every_cuda_kernel_is_registered_with_its_formula():
+    """The kernels a GPU runs are the named formulas the CPU runs (the test device evaluates `formula`)."""
+    assert KERNELS["tinygrad_lstm_step_forward"].formula is lstm_step_forward
+    assert KERNELS["tinygrad_lstm_step_backward"].formula is lstm_step_backward
+    for name in ("i", "f", "g", "o", "c_prev", "c ", "h"):
+        assert name in KERNELS["tinygrad_lstm_step_forward"].operation
 
 
 def test_fused_layer_gives_gradients_only_where_needed(device):
@@ -104,7 +147,7 @@ def test_fused_layer_gives_gradients_only_where_needed(device):
     xw = _tensor(rng, (4, 2, 8), device)
     h0, c0 = _tensor(rng, (2, 2), device, requires_grad=False), _tensor(rng, (2, 2), device)
     w_hh = _tensor(rng, (8, 2), device, requires_grad=False)
-    hs, c = tl.fused_lstm(xw, h0, c0, w_hh)
+    hs, c = fused_lstm(xw, h0, c0, w_hh)
     (hs.sum() + c.sum()).backward()
     assert xw.grad.shape == (4, 2, 8) and c0.grad.shape == (2, 2)
     assert h0.grad is None and w_hh.grad is None
@@ -121,15 +164,15 @@ def test_fused_layer_bad_shapes_are_named(bad, message):
     shapes = {"xw": (3, 2, 8), "h0": (2, 2), "c0": (2, 2), "w_hh": (8, 2)} | bad
     args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
     with pytest.raises(ValueError) as error:
-        tl.fused_lstm(**args)
+        fused_lstm(**args)
     assert message in str(error.value)
 
 
 def test_fused_layer_bad_input_types_are_named():
     with pytest.raises(TypeError, match="fused_lstm: c0 has dtype float64 but w_hh has dtype float32"):
-        tl.fused_lstm(tl.zeros(3, 2, 8), tl.zeros(2, 2), tl.zeros(2, 2, dtype=np.float64), tl.zeros(8, 2))
+        fused_lstm(tl.zeros(3, 2, 8), tl.zeros(2, 2), tl.zeros(2, 2, dtype=np.float64), tl.zeros(8, 2))
     with pytest.raises(TypeError, match="fused_lstm: h0 must be a Tensor, got ndarray"):
-        tl.fused_lstm(tl.zeros(3, 2, 8), np.zeros((2, 2), np.float32), tl.zeros(2, 2), tl.zeros(8, 2))
+        fused_lstm(tl.zeros(3, 2, 8), np.zeros((2, 2), np.float32), tl.zeros(2, 2), tl.zeros(8, 2))
 
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
@@ -212,10 +255,10 @@ def test_overwrite_xw_only_when_asked(device):
     rng = np.random.default_rng(5)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     before = xw.numpy().copy()
-    kept = tl.fused_lstm_cell(xw, h, c, w_hh)
+    kept = fused_lstm_cell(xw, h, c, w_hh)
     np.testing.assert_array_equal(xw.numpy(), before)
     scratch = tl.Tensor(before, device=device, requires_grad=True)
-    reused = tl.fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
+    reused = fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
     assert not np.array_equal(scratch.numpy(), before)  # it now holds the gate activations
     for a, b in zip(kept, reused, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -224,7 +267,7 @@ def test_overwrite_xw_only_when_asked(device):
 def test_backward_twice_with_retain_graph(device):
     rng = np.random.default_rng(6)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
-    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     loss = (h_new * c_new).sum()
     loss.backward(retain_graph=True)
     first = w_hh.grad.numpy().copy()
@@ -236,14 +279,14 @@ def test_no_graph_under_no_grad(device):
     rng = np.random.default_rng(7)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
     with tl.no_grad():
-        h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+        h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     assert h_new.grad_fn is None and not c_new.requires_grad
 
 
 def test_float32_stays_float32(device):
     xw, h, c = tl.randn(2, 8, device=device), tl.randn(2, 2, device=device), tl.randn(2, 2, device=device)
     w_hh = tl.randn(8, 2, device=device, requires_grad=True)
-    h_new, c_new = tl.fused_lstm_cell(xw, h, c, w_hh)
+    h_new, c_new = fused_lstm_cell(xw, h, c, w_hh)
     (h_new.sum() + c_new.sum()).backward()
     assert h_new.dtype == c_new.dtype == w_hh.grad.dtype == np.float32
 
@@ -258,13 +301,13 @@ def test_bad_shapes_are_named(bad, message):
     shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2)} | bad
     args = {name: tl.zeros(*shape) for name, shape in shapes.items()}
     with pytest.raises(ValueError) as error:
-        tl.fused_lstm_cell(**args)
+        fused_lstm_cell(**args)
     assert message in str(error.value)
 
 
 def test_bad_dtype_is_named():
     with pytest.raises(TypeError, match="h_prev has dtype float64 but w_hh has dtype float32"):
-        tl.fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))
+        fused_lstm_cell(tl.zeros(2, 8), tl.zeros(2, 2, dtype=np.float64), tl.zeros(2, 2), tl.zeros(8, 2))
 
 
 def test_layer_backward_twice_with_retain_graph(device):

@@ -235,7 +235,8 @@ def _scopes(*roots):
 def test_lstm_cell_scopes_names_and_highway():
     cell = nn.LSTMCell(3, 4)
     h, c = cell(tl.randn(2, 3))
-    assert {"forget gate", "input gate", "candidate", "cell state", "output gate"} <= _scopes(h, c)
+    gates = ["forget gate", "input gate", "candidate", "cell state", "output gate"]
+    assert {f"step 1/{gate}" for gate in gates} <= _scopes(h, c)
     assert (h.name, c.name) == ("h", "c") and "highway" in c.tags and "highway" not in h.tags
     tensors = {t.name: t for t in tl.walk_graph(h, c).tensors if t.name}
     assert "highway" in tensors["c0"].tags and "h0" in tensors
@@ -244,15 +245,35 @@ def test_lstm_cell_scopes_names_and_highway():
     assert "highway" in c_prev.tags and "highway" in c_next.tags
 
 
+@pytest.mark.parametrize("make", [lambda: nn.LSTMCell(3, 4), lambda: nn.LSTMCell(3, 4, fused=True),
+                                  lambda: nn.GRUCell(3, 4), lambda: nn.RNNCell(3, 4)])
+def test_a_loop_over_a_cell_is_numbered_one_scope_per_call(make):
+    """A user's own loop gets "step 1", "step 2", ... along the state, and a detached state starts again at 1."""
+    cell, state = make(), None
+    for _ in range(3):
+        state = cell(tl.randn(2, 3), state)
+    h = state[0] if isinstance(state, tuple) else state
+    assert {scope.split("/")[0] for scope in _scopes(h)} == {"step 1", "step 2", "step 3"}
+    detached = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    again = cell(tl.randn(2, 3), detached)
+    again = again[0] if isinstance(again, tuple) else again
+    assert {scope.split("/")[0] for scope in _scopes(again)} == {"step 1"}
+    unbatched = cell(tl.randn(3), None)
+    unbatched = unbatched[0] if isinstance(unbatched, tuple) else unbatched
+    follow = cell(tl.randn(3), unbatched if not isinstance(state, tuple) else (unbatched, unbatched))
+    follow = follow[0] if isinstance(follow, tuple) else follow
+    assert "step 2" in {scope.split("/")[0] for scope in _scopes(follow)}
+
+
 def test_composed_layer_scopes_per_layer_step_and_gate():
     lstm = nn.LSTM(3, 4, num_layers=2, fused=False)
     output, (h_n, c_n) = lstm(tl.randn(5, 2, 3))
     scopes = _scopes(output, h_n, c_n)
-    for k, t in itertools.product(range(2), range(5)):
+    for k, t in itertools.product(range(2), range(1, 6)):
         assert f"layer {k}/step {t}/cell state" in scopes
         assert f"layer {k}/step {t}/forget gate" in scopes
     single = nn.LSTM(3, 4, fused=False)
-    assert "step 4/output gate" in _scopes(single(tl.randn(5, 2, 3))[0])
+    assert {"step 1/output gate", "step 5/output gate"} <= _scopes(single(tl.randn(5, 2, 3))[0])
 
 
 def test_fused_layer_is_one_node_per_layer_on_the_highway():
@@ -268,7 +289,7 @@ def test_fused_layer_is_one_node_per_layer_on_the_highway():
 def test_gru_tags_its_hidden_state_and_rnn_tags_nothing():
     h = nn.GRUCell(3, 4)(tl.randn(2, 3))
     assert "highway" in h.tags and h.name == "h"
-    assert {"reset gate", "update gate", "candidate", "hidden state"} <= _scopes(h)
+    assert {f"step 1/{gate}" for gate in ("reset gate", "update gate", "candidate", "hidden state")} <= _scopes(h)
     h = nn.RNNCell(3, 4)(tl.randn(2, 3))
     assert not any("highway" in t.tags for t in tl.walk_graph(h).tensors)
 
@@ -384,7 +405,7 @@ def _accuracy_after_training(kind: str, steps: int = 40, iterations: int = 120, 
     model = nn.LSTM(2, hidden) if kind == "lstm" else nn.RNN(2, hidden)
     if kind == "lstm":  # the usual forget-gate bias: start by remembering (Jozefowicz et al., 2015)
         with tl.no_grad():
-            model.bias_hh_l0.data[hidden : 2 * hidden] = 3.0
+            model.bias_hh_l0.array[hidden : 2 * hidden] = 3.0
     readout = nn.Linear(hidden, 1)
     optimizer = nn.optim.Adam(list(model.parameters()) + list(readout.parameters()), lr=0.01)
 

@@ -78,13 +78,12 @@ def unroll(steps: int, input_size: int = 3, hidden_size: int = 4, device: str = 
 
 
 def unroll_cell(cell: nn.Module, steps: int, input_size: int = 3):
-    """Run an nn cell over `steps` random inputs, each step in a "step t" scope; returns the last state."""
+    """Run an nn cell over `steps` random inputs (the cell opens a "step t" scope per call); returns the last state."""
     state = None
     for t in range(1, steps + 1):
         x = tl.randn(1, input_size)
         x.name = f"x_{t}"
-        with tl.name_scope(f"step {t}"):
-            state = cell(x, state)
+        state = cell(x, state)
     return state
 
 

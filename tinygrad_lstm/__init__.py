@@ -9,10 +9,9 @@ from .tensor import (
     detect_anomaly,
     enable_grad,
     full,
-    fused_lstm,
-    fused_lstm_cell,
     gradcheck,
     is_grad_enabled,
+    linear,
     load,
     manual_seed,
     matmul,
@@ -36,8 +35,8 @@ from .tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "arange", "cat", "cuda", "detect_anomaly", "enable_grad", "full", "fused_lstm",
-    "fused_lstm_cell", "gradcheck", "is_grad_enabled", "load", "manual_seed", "matmul", "maximum", "minimum",
-    "name_scope", "no_grad", "ones", "ones_like", "rand", "randn", "retain_grads", "save", "stack", "walk_graph",
-    "where", "zeros", "zeros_like",
+    "Function", "Tensor", "arange", "cat", "cuda", "detect_anomaly", "enable_grad", "full", "gradcheck",
+    "is_grad_enabled", "linear", "load", "manual_seed", "matmul", "maximum", "minimum", "name_scope", "no_grad",
+    "ones", "ones_like", "rand", "randn", "retain_grads", "save", "stack", "walk_graph", "where", "zeros",
+    "zeros_like",
 ]

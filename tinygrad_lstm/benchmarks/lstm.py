@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
+from tinygrad_lstm.nn.cell_math import LSTM_BACKWARD, LSTM_FORWARD, gate_views
 from tinygrad_lstm.tensor import array_module
 
 CPU_SIZES = ["1,32,32,200", "32,128,128,50", "32,512,512,100"]
@@ -45,68 +46,41 @@ _CHILD_FLAG = "TINYGRAD_LSTM_BENCH_ONE_THREAD"
 
 
 class HandFusedLSTM:
-    """A one-layer LSTM with a hand-written backward, on NumPy or CuPy arrays: what an engine can hope to reach."""
+    """A one-layer LSTM with a hand-written backward on bare NumPy or CuPy arrays: what an engine can hope to reach.
+
+    The step's gate math is the project's one formula (`nn.cell_math`), so the ratio ours / ceiling
+    measures what the engine adds around it: graph nodes, checks, buffers.
+    """
 
     def __init__(self, xp, w_ih, w_hh, b_ih, b_hh):
         self.xp, self.w_ih, self.w_hh, self.bias = xp, w_ih, w_hh, b_ih + b_hh
-
-    def _constants(self, batch: int, hidden: int):
-        """Full (batch, 4H) arrays: NumPy multiplies equal shapes faster than it broadcasts a row."""
-        is_sigmoid = self.xp.ones((batch, 4, hidden), dtype=self.w_hh.dtype)
-        is_sigmoid[:, 2] = 0  # rows i, f, g, o: only g is a tanh
-        is_sigmoid = is_sigmoid.reshape(batch, 4 * hidden)
-        # sigmoid(z) = 0.5 tanh(0.5 z) + 0.5: one tanh call activates all four gates
-        # the derivative of either activation, written in its output a, is a * (slope - a) + offset
-        return 1 - 0.5 * is_sigmoid, 0.5 * is_sigmoid, is_sigmoid, 1 - is_sigmoid
 
     def train_step(self, x):
         """Forward over x (steps, batch, input), then the gradients of output.sum() for x and every weight."""
         xp, w_ih, w_hh = self.xp, self.w_ih, self.w_hh
         steps, batch, _ = x.shape
         hidden = w_hh.shape[1]
-        scale, shift, slope, offset = self._constants(batch, hidden)
         x2d = x.reshape(steps * batch, -1)
         gates = (x2d @ w_ih.T).reshape(steps, batch, 4 * hidden)
         gates += self.bias
         h = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)  # h[t + 1] is the output of step t
         c = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
-        tanh_c = xp.empty((steps, batch, hidden), dtype=x.dtype)
+        w_hh_t = xp.ascontiguousarray(w_hh.T)
         for t in range(steps):
             a = gates[t]
-            a += xp.dot(h[t], w_hh.T)
-            a *= scale
-            xp.tanh(a, out=a)
-            a *= scale
-            a += shift
-            i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
-            xp.multiply(f, c[t], out=c[t + 1])
-            c[t + 1] += i * g
-            xp.tanh(c[t + 1], out=tanh_c[t])
-            xp.multiply(o, tanh_c[t], out=h[t + 1])
+            a += xp.dot(h[t], w_hh_t)
+            LSTM_FORWARD(xp, c[t], *gate_views(a), c[t + 1], h[t + 1], all_gates=a)
 
         dgates = xp.empty_like(gates)
-        dh_next = xp.zeros((batch, hidden), dtype=x.dtype)
-        dc_next = xp.zeros((batch, hidden), dtype=x.dtype)
+        ones = xp.ones((batch, hidden), dtype=x.dtype)  # d(output.sum()) / d(h_t)
+        dh = xp.zeros((batch, hidden), dtype=x.dtype)
+        dc, dc_prev = xp.zeros_like(dh), xp.empty_like(dh)
         for t in reversed(range(steps)):
-            a, d = gates[t], dgates[t]
-            i, f, g, o = (a[:, k * hidden : (k + 1) * hidden] for k in range(4))
-            di, df, dg, do = (d[:, k * hidden : (k + 1) * hidden] for k in range(4))
-            dh = dh_next
-            dh += 1  # d(output.sum()) / d(h_t)
-            xp.multiply(dh, tanh_c[t], out=do)
-            dc = 1 - tanh_c[t] * tanh_c[t]
-            dc *= o
-            dc *= dh
-            dc += dc_next
-            xp.multiply(dc, g, out=di)
-            xp.multiply(dc, c[t], out=df)
-            xp.multiply(dc, i, out=dg)
-            dc_next = dc * f
-            derivative = slope - a
-            derivative *= a
-            derivative += offset
-            d *= derivative
-            dh_next = xp.dot(d, w_hh)
+            dh += ones
+            LSTM_BACKWARD(xp, *gate_views(gates[t]), c[t], c[t + 1], dh, dc, *gate_views(dgates[t]), dc_prev,
+                          all_gates=gates[t], all_dgates=dgates[t])
+            dc, dc_prev = dc_prev, dc
+            xp.dot(dgates[t], w_hh, out=dh)
         dgates2d = dgates.reshape(steps * batch, -1)
         grads = {
             "x": (dgates2d @ w_ih).reshape(x.shape),

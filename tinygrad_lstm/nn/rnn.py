@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 
-from ..tensor import Tensor, fused_lstm, fused_lstm_cell, name_scope, rand, stack, zeros
-from ..tensor.fused import fused_linear
+from ..tensor import Tensor, linear, name_scope, rand, stack, zeros
+from .fused import fused_lstm, fused_lstm_cell
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
@@ -127,6 +128,19 @@ def _unbatched(t: Tensor) -> Tensor:
     return out
 
 
+_STEP_SCOPE = re.compile(r"(?:^|/)step (\d+)(?:/|$)")
+
+
+def _call_scope(state: Tensor | None):
+    """The name scope "step N" of one call of a cell, numbered from 1 along the state it is given.
+
+    A user's own loop over a cell is then drawn with one box per call, as a layer's steps are: the
+    step after a state made in "step 3" is "step 4"; a fresh (None or detached) state starts at 1.
+    """
+    found = _STEP_SCOPE.findall(state.scope) if isinstance(state, Tensor) else []
+    return name_scope(f"step {int(found[-1]) + 1 if found else 1}")
+
+
 def _named_zeros(name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
     t = zeros(*shape, dtype=like.dtype, device=like.device)
     t.name = name
@@ -191,8 +205,9 @@ class RNNCell(_Cell):
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         x, batched = self._batched(x)
-        h = rnn_step(x, self._state(h, "h", x, batched), *self._weights(), self.nonlinearity)
-        return h if batched else _unbatched(h)
+        with _call_scope(h):
+            h = rnn_step(x, self._state(h, "h", x, batched), *self._weights(), self.nonlinearity)
+            return h if batched else _unbatched(h)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
@@ -201,8 +216,10 @@ class RNNCell(_Cell):
 class LSTMCell(_Cell):
     """Long short-term memory cell. forward(x, hx=None) -> (h, c); hx = (h, c), None means zeros.
 
-    fused=True runs the step as one node (`tl.fused_lstm_cell`): same values and gradients, faster,
-    but the graph shows one box instead of the gates.
+    fused=False (the default) composes the step from primitive ops, one name scope per gate, because a
+    single cell is what people draw and step through; fused=True runs it as one node
+    (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
+    Each call opens a name scope "step N", numbered along the state, so a loop draws one box per step.
     """
 
     gates = 4
@@ -215,10 +232,11 @@ class LSTMCell(_Cell):
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         x, batched = self._batched(x)
         h, c = _state_pair(type(self).__name__, hx)
-        h, c = self._state(h, "h", x, batched), self._state(c, "c", x, batched)
-        step = fused_lstm_step if self.fused else lstm_step
-        h, c = step(x, h, c, *self._weights())
-        return (h, c) if batched else (_unbatched(h), _unbatched(c))
+        with _call_scope(h):
+            h, c = self._state(h, "h", x, batched), self._state(c, "c", x, batched)
+            step = fused_lstm_step if self.fused else lstm_step
+            h, c = step(x, h, c, *self._weights())
+            return (h, c) if batched else (_unbatched(h), _unbatched(c))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", fused=True" if self.fused else "")
@@ -231,8 +249,9 @@ class GRUCell(_Cell):
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         x, batched = self._batched(x)
-        h = gru_step(x, self._state(h, "h", x, batched), *self._weights())
-        return h if batched else _unbatched(h)
+        with _call_scope(h):
+            h = gru_step(x, self._state(h, "h", x, batched), *self._weights())
+            return h if batched else _unbatched(h)
 
 
 def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -245,7 +264,7 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
 
 def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
     """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
-    return rows @ w_ih.T if b_ih is None else fused_linear(rows, w_ih, b_ih + b_hh)
+    return linear(rows, w_ih, None if b_ih is None else b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
@@ -345,7 +364,7 @@ class _Recurrent(Module):
         weights = self._weights(k)
         hs = []
         for t, x in enumerate(rows.split(batch)):
-            with name_scope(f"step {t}"):
+            with name_scope(f"step {t + 1}"):
                 state = self._step(x, state, weights)
             hs.append(state[0])
         return stack(hs), state
@@ -411,10 +430,10 @@ class GRU(_Recurrent):
 class LSTM(_Recurrent):
     """Multi-layer LSTM. forward(x, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), None means zeros.
 
-    fused=True (the default) trains through `tl.fused_lstm`: the input projection of all steps in one
-    matmul, then the whole sequence in one node that loops the fused cell's steps (as cuDNN does).
-    fused=False composes each step from primitive ops in name scopes ("layer k/step t/forget gate",
-    ...), for reading and drawing the graph.
+    fused=True (the default, unlike LSTMCell's, because a whole sequence is what people train) runs
+    through `nn.fused_lstm`: the input projection of all steps in one matmul, then the sequence in one
+    node that loops the one step formula (as cuDNN does). fused=False composes every step from
+    primitive ops in name scopes ("layer k/step t/forget gate", ...), for reading and drawing the graph.
     """
 
     gates = 4

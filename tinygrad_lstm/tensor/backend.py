@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
@@ -128,3 +130,43 @@ def cuda_is_available() -> bool:
 def cuda_device_count() -> int:
     """How many GPUs CuPy sees (0 without CuPy or a GPU)."""
     return _import_cupy().cuda.runtime.getDeviceCount() if cuda_is_available() else 0
+
+
+@dataclass(frozen=True, eq=False)
+class ElementwiseKernel:
+    """One elementwise formula, written twice with the same names: as array code and as a CUDA kernel body.
+
+    `kernel(xp, *arrays)` runs `formula(xp, *arrays)` (array code that writes the outputs in place) on
+    NumPy, and on CuPy the CUDA `operation` as a `cupy.ElementwiseKernel` with `in_params` and
+    `out_params`, compiled on first use. Any other array module that offers `ElementwiseKernel` (the
+    tests' stand-in device) gets its own. Every kernel is registered by name, so one test can compile
+    all of the project's CUDA sources.
+    """
+
+    name: str
+    in_params: str
+    out_params: str
+    operation: str
+    formula: Callable[..., None]
+    preamble: str = ""
+    _compiled: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.name in KERNELS:
+            raise ValueError(f"an elementwise kernel named {self.name!r} is already registered")
+        KERNELS[self.name] = self
+
+    def __call__(self, xp: ModuleType, *arrays, **numpy_options) -> None:
+        """Run on `arrays` (inputs, then outputs); `numpy_options` go to the array code on NumPy alone."""
+        if xp is np:
+            self.formula(xp, *arrays, **numpy_options)
+            return
+        compiled = self._compiled.get(xp)
+        if compiled is None:
+            compiled = self._compiled[xp] = xp.ElementwiseKernel(
+                self.in_params, self.out_params, self.operation, self.name, preamble=self.preamble)
+        compiled(*arrays)
+
+
+KERNELS: dict[str, ElementwiseKernel] = {}
+"""Every `ElementwiseKernel` of the project, by name (filled as the modules that define them are imported)."""

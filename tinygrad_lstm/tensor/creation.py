@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .backend import array_module, normalize_device, seed_all, use_device
-from .tensor import DEFAULT_DTYPE, Tensor, _shape_arg
+from .checks import shape_arg
+from .tensor import DEFAULT_DTYPE, Tensor
 
 
 class _Random:
@@ -26,7 +27,7 @@ def _new(make: Callable, shape: tuple, dtype, device: str | None, requires_grad:
     device = normalize_device(device)
     dtype = np.dtype(dtype) if dtype is not None else DEFAULT_DTYPE
     with use_device(device):
-        data = make(array_module(device), _shape_arg(shape), dtype)
+        data = make(array_module(device), shape_arg(shape), dtype)
     return Tensor._make(data, device, None).requires_grad_(requires_grad)
 
 

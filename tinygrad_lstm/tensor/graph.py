@@ -2,15 +2,24 @@
 
 A `Function` is one node of the computation graph: `forward` computes on backend arrays and saves
 what `backward` needs; `backward` maps the gradients of the outputs to gradients of the inputs.
-Each node also records the metadata the graph renderer reads: its op name, the name scope it was
-created in and its inputs (tensors add their own `.name` and `.tags`).
+A tensor made by an op points at its node through `tensor.grad_fn`, and each node at its input
+tensors, so the graph is read from the roots backwards. `tensor.py`'s `apply` creates the nodes;
+this module knows tensors only through those two links and never imports `tensor.py`.
+
+The backward walk, in three named steps (see `run_backward`):
+1. `topological_order`: every node that leads to the root, inputs before users (one depth-first walk,
+   also behind `walk_graph`);
+2. `call_backward`: in reverse order, each node turns its outputs' gradients into its inputs';
+3. `release`: the node's saved arrays are dropped at once, unless `retain_graph=True`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,17 +30,20 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 
-class _State:
-    """Process-wide switches: grad mode, anomaly detection and the current name scope."""
+class _ThreadState(threading.local):
+    """Grad mode, anomaly detection and the current name scope: per thread, as in PyTorch."""
 
     grad_enabled = True
     detect_anomaly = False
     scope = ""
 
 
+STATE = _ThreadState()
+
+
 def is_grad_enabled() -> bool:
     """False inside `no_grad()`: ops then record no graph."""
-    return _State.grad_enabled
+    return STATE.grad_enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -42,12 +54,12 @@ class _GradMode(contextlib.ContextDecorator):
         self._previous: list[bool] = []
 
     def __enter__(self):
-        self._previous.append(_State.grad_enabled)
-        _State.grad_enabled = self.enabled
+        self._previous.append(STATE.grad_enabled)
+        STATE.grad_enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        _State.grad_enabled = self._previous.pop()
+        STATE.grad_enabled = self._previous.pop()
         return False
 
 
@@ -68,12 +80,12 @@ def name_scope(name: str):
     """Tensors and ops created inside record the scope path ("step 1/forget gate"); the renderer groups by it."""
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"a name scope must be a non-empty string without '/', got {name!r}")
-    outer = _State.scope
-    _State.scope = f"{outer}/{name}" if outer else name
+    outer = STATE.scope
+    STATE.scope = f"{outer}/{name}" if outer else name
     try:
-        yield _State.scope
+        yield STATE.scope
     finally:
-        _State.scope = outer
+        STATE.scope = outer
 
 
 @contextlib.contextmanager
@@ -82,34 +94,70 @@ def detect_anomaly():
 
     It costs one finiteness check per array, so it is for debugging, not for training runs.
     """
-    previous = _State.detect_anomaly
-    _State.detect_anomaly = True
+    previous = STATE.detect_anomaly
+    STATE.detect_anomaly = True
     try:
         yield
     finally:
-        _State.detect_anomaly = previous
+        STATE.detect_anomaly = previous
 
 
-def _check_finite(array, what: str, fn: Function) -> None:
+def is_finite(array) -> bool:
+    """False if a float `array` holds NaN or Inf; integer and bool arrays always are finite."""
     if array is None or not np.issubdtype(array.dtype, np.inexact):
+        return True
+    return bool(array_module(device_of(array)).isfinite(array).all())
+
+
+def _in_scope(fn: Function) -> str:
+    return f" in name scope {fn.scope!r}" if fn.scope else ""
+
+
+def _origin(t: Tensor) -> str:
+    """Where a tensor's NaN/Inf came from, for the anomaly message."""
+    what = f"tensor {t.name!r}" if t.name else "tensor"
+    if t.grad_fn is None:
+        return f"the {what} of shape {t.shape} is a leaf: the NaN or Inf came in with data given to the graph"
+    return (f"the {what} of shape {t.shape} was made by op {t.grad_fn.op!r}{_in_scope(t.grad_fn)} "
+            "before detect_anomaly was on")
+
+
+def check_finite(array, what: str, fn: Function, inputs: Iterable[Tensor] = ()) -> None:
+    """Anomaly mode: raise FloatingPointError if `array`, made by the `what` ("forward", "backward") of `fn`,
+    holds NaN or Inf.
+
+    The op is blamed only when its inputs were finite; when one was not, the op only passed the NaN on, and
+    the message says where it came from instead (a leaf, or a tensor computed before anomaly mode was on).
+    """
+    if is_finite(array):
         return
-    if not bool(array_module(device_of(array)).isfinite(array).all()):
-        where = f" in name scope {fn.scope!r}" if fn.scope else ""
-        raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{where} produced NaN or Inf")
+    for i, t in enumerate(inputs):
+        if not is_finite(t.array):
+            raise FloatingPointError(f"anomaly: input {i} of op {fn.op!r}{_in_scope(fn)} already holds NaN or Inf "
+                                     f"(seen in its {what}): {_origin(t)}")
+    raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{_in_scope(fn)} produced NaN or Inf "
+                             "from finite inputs")
 
 
 class Function:
     """One graph node. Subclasses implement `forward(*arrays, **params)` and `backward(*grad_outputs)`.
 
-    `forward` keeps the arrays `backward` needs in `self.saved` (freed after a backward unless
-    `retain_graph=True`; a second backward through a node whose arrays were freed raises).
-    `backward` returns one gradient per input (None where `self.needs_grad[i]` is False) and must
-    not modify the gradients it is given. A multi-output op returns a tuple from `forward`, and its
-    `backward` gets None for the outputs that received no gradient. `self.xp` is the array module
-    and `self.device` the device of the outputs. `apply` creates nodes, so subclasses define no `__init__`.
+    `forward` keeps the arrays `backward` needs in `self.saved`. `backward` returns one gradient per
+    input (None where `self.needs_grad[i]` is False) and must not modify the gradients it is given.
+    A multi-output op returns a tuple from `forward`, and its `backward` gets None for the outputs that
+    received no gradient. `apply` (in tensor.py) creates nodes, so subclasses define no `__init__`.
     """
 
-    __slots__ = ("inputs", "saved", "needs_grad", "scope", "xp", "device", "freed", "num_outputs", "__dict__")
+    __slots__ = ("inputs", "needs_grad", "saved", "freed", "num_outputs", "scope", "device", "xp", "details")
+    inputs: tuple[Tensor, ...]  # the tensors forward was called on (only kept when the node is in a graph)
+    needs_grad: tuple[bool, ...]  # per input: does backward have to compute its gradient?
+    saved: Any  # what forward kept for backward; None once a backward released it
+    freed: bool  # True after a backward released `saved` (a second backward then raises)
+    num_outputs: int
+    scope: str  # the name scope the op ran in ("step 1/forget gate")
+    device: str  # where the outputs live ("cpu", "cuda:0")
+    xp: ModuleType  # the array module of that device: ops compute with xp.*, never with NumPy directly
+    details: dict[str, Any]  # what a fused node computed inside, for renderers ({"steps": 3, "gates": (...)})
 
     @property
     def op(self) -> str:
@@ -131,26 +179,17 @@ def as_array(value):
     return np.asarray(value) if isinstance(value, np.generic) else value
 
 
-def _sum_into(entry: tuple | None, grad) -> tuple:
-    """Add `grad` to a pending (array, owned) entry; only arrays this walk made (owned) are updated in place."""
-    if entry is None:
-        return (grad, False)
-    if entry[1]:
-        entry[0].__iadd__(grad)
-        return entry
-    return (as_array(entry[0] + grad), True)
+# ---------------------------------------------------------------- reading the graph
 
 
-def topological_functions(root: Tensor) -> list[Function]:
-    """The graph's nodes that lead to `root`, inputs before users, each once.
+def topological_order(last: Iterable[Function]) -> list[Function]:
+    """Every node that leads to the nodes `last`, inputs before users, each once.
 
     Iterative depth-first search, so deep graphs (100 000 ops) do not hit Python's recursion limit.
     """
     order: list[Function] = []
-    if root._ctx is None:
-        return order
     visited: set[int] = set()
-    stack: list[tuple[Function, bool]] = [(root._ctx, False)]
+    stack: list[tuple[Function, bool]] = [(fn, False) for fn in reversed(list(last))]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
@@ -160,83 +199,11 @@ def topological_functions(root: Tensor) -> list[Function]:
             continue  # pushed twice before it was expanded: the later copy is stale
         visited.add(id(fn))  # mark on expansion, not on push, or a shared node can finish after a user
         stack.append((fn, True))
-        for t in fn.inputs:
-            ctx = t._ctx
-            if ctx is not None and id(ctx) not in visited:
-                stack.append((ctx, False))
+        for t in reversed(fn.inputs):
+            producer = t.grad_fn
+            if producer is not None and id(producer) not in visited:
+                stack.append((producer, False))
     return order
-
-
-def _bad_backward(fn: Function, returned) -> None:
-    got = f"{len(returned)} values" if isinstance(returned, tuple) else f"a {type(returned).__name__}"
-    raise TypeError(
-        f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
-        f"{len(fn.inputs)} here; it returned {got}"
-    )
-
-
-def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
-    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`.
-
-    Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
-    (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
-    """
-    order = topological_functions(root)
-    pending: dict[int, list] = {}  # id(fn) -> [(array, owned) or None, one per output]
-    leaves: dict[int, tuple] = {}  # id(leaf) -> (leaf, (array, owned))
-    retained: dict[tuple[int, int], Tensor] = {}  # (id(fn), output index) -> a non-leaf that keeps .grad
-    anomaly = _State.detect_anomaly
-
-    def deliver(t: Tensor, g) -> None:
-        ctx = t._ctx
-        if ctx is None:
-            entry = leaves.get(id(t))
-            leaves[id(t)] = (t, _sum_into(None if entry is None else entry[1], g))
-            return
-        slots = pending.get(id(ctx))
-        if slots is None:
-            slots = pending[id(ctx)] = [None] * ctx.num_outputs
-        slots[t._index] = _sum_into(slots[t._index], g)
-        if t._retains_grad:
-            retained[(id(ctx), t._index)] = t
-
-    deliver(root, as_array(grad))
-    for fn in reversed(order):
-        slots = pending.pop(id(fn), None)
-        if slots is None:
-            continue  # no path carried a gradient here
-        if fn.freed:
-            raise RuntimeError(
-                f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
-                "by the first backward; pass retain_graph=True to the first backward() call"
-            )
-        grads = [None if s is None else s[0] for s in slots]
-        if retained:
-            for i, g in enumerate(grads):
-                t = retained.get((id(fn), i))
-                if t is not None and g is not None:
-                    t._store_grad(g)
-        if fn.device == "cpu":
-            input_grads = fn.backward(*grads)
-        else:
-            with use_device(fn.device):
-                input_grads = fn.backward(*grads)
-        if not retain_graph and fn.saved is not None:  # ops that saved nothing can run again, as in PyTorch
-            fn.saved = None
-            fn.freed = True
-        inputs = fn.inputs
-        if type(input_grads) is not tuple or len(input_grads) != len(inputs):
-            _bad_backward(fn, input_grads)
-        for t, g in zip(inputs, input_grads, strict=True):
-            if g is None or not t.requires_grad:
-                continue
-            if isinstance(g, np.generic):
-                g = np.asarray(g)
-            if anomaly:
-                _check_finite(g, "backward", fn)
-            deliver(t, g)
-    for leaf, (g, owned) in leaves.values():
-        leaf._store_grad(g, owned)
 
 
 @dataclass
@@ -256,31 +223,27 @@ def walk_graph(*roots: Tensor) -> GraphView:
     """List every tensor and op that leads to `roots`, inputs before their users, each once.
 
     This is the public way to read a graph (the renderer uses it): each op carries `.op` (its name),
-    `.scope` and `.inputs`; each tensor `.name`, `.scope`, `.tags`, `.is_leaf`, `.requires_grad` and
-    `.grad_fn` (the op that made it). Only ops that recorded a graph (some input required grad) appear.
+    `.scope`, `.inputs` and `.details`; each tensor `.name`, `.scope`, `.tags`, `.is_leaf`,
+    `.requires_grad` and `.grad_fn` (the op that made it). Only ops that recorded a graph appear.
     """
     view = GraphView()
-    seen_tensors: set[int] = set()
-    seen_ops: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        t, expanded = stack.pop()
-        ctx = t._ctx
-        if expanded:
-            if ctx is not None:
-                if id(ctx) not in seen_ops:
-                    seen_ops.add(id(ctx))
-                    view.ops.append(ctx)
-                    view.edges.extend((inp, ctx) for inp in ctx.inputs)
-                view.edges.append((ctx, t))
-            view.tensors.append(t)
-            continue
-        if id(t) in seen_tensors:
-            continue
-        seen_tensors.add(id(t))
-        stack.append((t, True))
-        if ctx is not None:
-            stack.extend((inp, False) for inp in reversed(ctx.inputs) if id(inp) not in seen_tensors)
+    seen: set[int] = set()
+
+    def add(t: Tensor) -> None:
+        if id(t) in seen:
+            return
+        seen.add(id(t))
+        view.tensors.append(t)
+        if t.grad_fn is not None:
+            view.edges.append((t.grad_fn, t))
+
+    view.ops = topological_order(r.grad_fn for r in roots if r.grad_fn is not None)
+    for fn in view.ops:
+        for t in fn.inputs:
+            add(t)  # an op's inputs come after their own producers, which are earlier in the order
+        view.edges.extend((t, fn) for t in fn.inputs)
+    for r in roots:
+        add(r)
     return view
 
 
@@ -291,61 +254,108 @@ def retain_grads(*roots: Tensor) -> None:
             t.retain_grad()
 
 
-def _tensor_class():
-    from .tensor import Tensor  # tensor.py imports this module, so bind the class on first use
-
-    global _Tensor
-    _Tensor = Tensor
-    return Tensor
+# ---------------------------------------------------------------- the backward walk
 
 
-_Tensor = None
+class _Gradient:
+    """A gradient being summed: `owned` once this walk made the array itself, so adding in place is safe."""
+
+    __slots__ = ("array", "owned")
+
+    def __init__(self, array):
+        self.array, self.owned = array, False
+
+    def add(self, g) -> None:
+        if self.owned:
+            self.array += g
+        else:
+            self.array, self.owned = as_array(self.array + g), True
 
 
-def apply(fn_class: type[Function], *inputs: Tensor, **params):
-    """Run one op on tensors of one device; link a graph node when grad mode is on and an input requires grad.
-
-    Returns a Tensor, or a tuple of Tensors when `forward` returns a tuple (multi-output ops).
-    This is the hot path of the engine: keep it lean (benchmarks/overhead.py times it).
-    """
-    first = inputs[0]
-    device = first.device
-    needs_grad = False
-    for t in inputs:
-        if t.device != device:
-            raise RuntimeError(
-                f"{fn_class.__name__}: tensors are on different devices, {device!r} and {t.device!r}; "
-                "move them to one device with .to(device) first"
-            )
-        if t.requires_grad:
-            needs_grad = True
-    fn = fn_class.__new__(fn_class)
-    fn.device = device
-    fn.xp = first._xp
-    fn.scope = _State.scope
-    fn.saved = None
-    if device == "cpu":
-        out = fn.forward(*[t.data for t in inputs], **params)
+def call_backward(fn: Function, grad_outputs: list) -> tuple:
+    """One node's backward, on its device; checks it returned one gradient (or None) per input."""
+    if fn.freed:
+        raise RuntimeError(
+            f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
+            "by the first backward; pass retain_graph=True to the first backward() call"
+        )
+    if fn.device == "cpu":
+        grads = fn.backward(*grad_outputs)
     else:
-        with use_device(device):
-            out = fn.forward(*[t.data for t in inputs], **params)
-    ctx = None
-    if needs_grad and _State.grad_enabled:
-        ctx = fn
-        fn.inputs = inputs
-        fn.needs_grad = tuple([t.requires_grad for t in inputs])
-        fn.freed = False
-    make = (_Tensor or _tensor_class())._make
-    device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
-    if type(out) is not tuple:
-        fn.num_outputs = 1
-        if isinstance(out, np.generic):
-            out = np.asarray(out)
-        if _State.detect_anomaly:
-            _check_finite(out, "forward", fn)
-        return make(out, device, ctx, 0)
-    fn.num_outputs = len(out)
-    if _State.detect_anomaly:
-        for o in out:
-            _check_finite(o, "forward", fn)
-    return tuple(make(as_array(o), device, ctx, i) for i, o in enumerate(out))
+        with use_device(fn.device):
+            grads = fn.backward(*grad_outputs)
+    if type(grads) is not tuple or len(grads) != len(fn.inputs):
+        got = f"{len(grads)} values" if isinstance(grads, tuple) else f"a {type(grads).__name__}"
+        raise TypeError(f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
+                        f"{len(fn.inputs)} here; it returned {got}")
+    return grads
+
+
+def release(fn: Function) -> None:
+    """Drop what the node saved for backward (ops that saved nothing can run again, as in PyTorch)."""
+    if fn.saved is not None:
+        fn.saved = None
+        fn.freed = True
+
+
+def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
+    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`.
+
+    Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
+    (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
+    """
+    pending: dict[int, list[_Gradient | None]] = {}  # id(node) -> one summed gradient per output
+    leaves: dict[int, tuple[Tensor, _Gradient]] = {}  # id(leaf) -> (leaf, its summed gradient)
+    retained: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf that keeps .grad
+    anomaly = STATE.detect_anomaly
+
+    def deliver(t: Tensor, g) -> None:
+        fn = t.grad_fn
+        if fn is None:
+            entry = leaves.get(id(t))
+            if entry is None:
+                leaves[id(t)] = (t, _Gradient(g))
+            else:
+                entry[1].add(g)
+            return
+        slots = pending.get(id(fn))
+        if slots is None:
+            slots = pending[id(fn)] = [None] * fn.num_outputs
+        slot = slots[t._output_index]
+        if slot is None:
+            slots[t._output_index] = _Gradient(g)
+        else:
+            slot.add(g)
+        if t.retains_grad:
+            retained[(id(fn), t._output_index)] = t
+
+    if anomaly and not is_finite(grad):
+        raise FloatingPointError("anomaly: the gradient given to backward() holds NaN or Inf (no op made it)")
+    deliver(root, as_array(grad))
+    order = topological_order([root.grad_fn]) if root.grad_fn is not None else []
+    for fn in reversed(order):
+        slots = pending.pop(id(fn), None)
+        if slots is None:
+            continue  # no path carried a gradient here
+        grad_outputs = [None if s is None else s.array for s in slots]
+        if anomaly:
+            for i, s in enumerate(slots):
+                if s is not None and s.owned and not is_finite(s.array):  # each part was finite: the sum overflowed
+                    raise FloatingPointError(f"anomaly: the gradients reaching output {i} of op {fn.op!r}"
+                                             f"{_in_scope(fn)} are finite, but their sum overflowed to Inf")
+        for i, g in enumerate(grad_outputs):
+            keeper = retained.get((id(fn), i)) if retained else None
+            if keeper is not None and g is not None:
+                keeper._accumulate_grad(g)
+        grads = call_backward(fn, grad_outputs)
+        if not retain_graph:
+            release(fn)
+        for t, g in zip(fn.inputs, grads, strict=True):
+            if g is None or not t.requires_grad:
+                continue
+            g = as_array(g)
+            if anomaly:
+                check_finite(g, "backward", fn, fn.inputs)
+            deliver(t, g)
+    for leaf, g in leaves.values():
+        leaf._accumulate_grad(g.array, g.owned)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Callable, Iterator, Sequence
-from itertools import zip_longest
 
 import numpy as np
 
 from . import ops
 from .backend import array_module, device_of, is_backend_array, move, normalize_device, to_numpy, use_device
-from .graph import Function, _State, apply, as_array, run_backward
+from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
+from .graph import STATE, Function, as_array, check_finite, run_backward
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
@@ -24,14 +23,14 @@ def _is_float(dtype) -> bool:
 class Tensor:
     """An n-dimensional array with reverse-mode autodiff, on NumPy ("cpu") or CuPy ("cuda")."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "_ctx", "_index",
-                 "_retains_grad", "__weakref__")
+    __slots__ = ("array", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
+                 "retains_grad", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None,
                  name: str | None = None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if not (is_backend_array(data) or isinstance(data, np.generic)):
             data = _python_data_as_array(data, dtype)
         dtype = np.dtype(dtype) if dtype is not None else data.dtype
@@ -48,52 +47,48 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    def _init(self, data, device: str, ctx: Function | None, index: int) -> None:
-        self.data = data
+    def _init(self, data, device: str, grad_fn: Function | None, index: int) -> None:
+        self.array = data
         self.device = device
         self._xp = np if device == "cpu" else array_module(device)
-        self._ctx = ctx
-        self._index = index
-        self.requires_grad = ctx is not None
+        self.grad_fn = grad_fn
+        self._output_index = index
+        self.requires_grad = grad_fn is not None
         self.grad = None
         self.name = None
-        self.scope = _State.scope
+        self.scope = STATE.scope
         self.tags = set()
-        self._retains_grad = False
+        self.retains_grad = False
 
     @classmethod
-    def _make(cls, data, device: str, ctx: Function | None, index: int = 0) -> Tensor:
+    def _make(cls, data, device: str, grad_fn: Function | None, index: int = 0) -> Tensor:
         """Wrap a backend array without copying (the fast path every op takes)."""
         t = cls.__new__(cls)
-        t._init(data, device, ctx, index)
+        t._init(data, device, grad_fn, index)
         return t
 
     # ------------------------------------------------------------ properties
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self.array.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def is_leaf(self) -> bool:
-        return self._ctx is None
-
-    @property
-    def grad_fn(self) -> Function | None:
-        """The op that made this tensor (None for leaves)."""
-        return self._ctx
+        """True for tensors no recorded op made (inputs, parameters); they keep `.grad` after backward."""
+        return self.grad_fn is None
 
     @property
     def T(self) -> Tensor:
@@ -102,8 +97,8 @@ class Tensor:
 
     def __repr__(self) -> str:
         extras = "" if self.device == "cpu" else f", device='{self.device}'"
-        if self._ctx is not None:
-            extras += f", grad_fn=<{self._ctx.op}>"
+        if self.grad_fn is not None:
+            extras += f", grad_fn=<{self.grad_fn.op}>"
         elif self.requires_grad:
             extras += ", requires_grad=True"
         if self.dtype != DEFAULT_DTYPE:
@@ -119,12 +114,12 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """A NumPy array (copied from the GPU when needed); shares memory on the CPU."""
-        return to_numpy(self.data)
+        return to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self.device != "cpu":
             raise TypeError(f"a tensor on {self.device!r} does not convert to NumPy implicitly; use .numpy() or .cpu()")
-        return np.asarray(self.data, dtype=dtype)
+        return np.asarray(self.array, dtype=dtype)
 
     def item(self) -> float | int | bool:
         if self.size != 1:
@@ -155,7 +150,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (how truncated BPTT carries state between chunks)."""
-        return Tensor._make(self.data, self.device, None)
+        return Tensor._make(self.array, self.device, None)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Make this leaf track gradients (or stop); only floating point tensors can."""
@@ -168,7 +163,7 @@ class Tensor:
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf after backward (leaves always keep theirs)."""
-        self._retains_grad = True
+        self.retains_grad = True
         return self
 
     def tag(self, *tags: str) -> Tensor:
@@ -187,7 +182,7 @@ class Tensor:
         for target in targets:
             if isinstance(target, Tensor):
                 device, dtype = target.device, target.dtype
-            elif isinstance(target, str) and _is_device_name(target):
+            elif isinstance(target, str) and is_device_name(target):
                 device = target
             else:
                 dtype = target
@@ -202,7 +197,7 @@ class Tensor:
                 if _is_float(dtype):
                     out = apply(ops.Cast, out, dtype=dtype)
                 else:
-                    out = _constant(out.device, lambda a: a.astype(dtype), out.data)
+                    out = _constant(out.device, lambda a: a.astype(dtype), out.array)
         return out
 
     def cpu(self) -> Tensor:
@@ -238,7 +233,7 @@ class Tensor:
             with use_device(self.device):
                 grad = self._xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = gradient.data if isinstance(gradient, Tensor) else gradient
+            grad = gradient.array if isinstance(gradient, Tensor) else gradient
             if not is_backend_array(grad):
                 grad = np.asarray(grad)
             if tuple(grad.shape) != self.shape:
@@ -252,12 +247,12 @@ class Tensor:
             grad = grad.astype(self.dtype, copy=False)
         run_backward(self, grad, retain_graph)
 
-    def _store_grad(self, g, owned: bool = False) -> None:
+    def _accumulate_grad(self, g, owned: bool = False) -> None:
         """Accumulate a finished gradient into `.grad`, copying arrays the walk does not own."""
         if self.grad is None:
             self.grad = Tensor._make(g if owned else g.copy(), self.device, None)
         else:
-            self.grad.data += g
+            self.grad.array += g
 
     # ------------------------------------------------------------ operators
 
@@ -268,9 +263,9 @@ class Tensor:
         tensor meeting a float becomes that float (NumPy would make float64).
         """
         if isinstance(other, Tensor):
-            return (self, other) if self.data.dtype == other.data.dtype else _promote(self, other)
+            return (self, other) if self.array.dtype == other.array.dtype else _promote(self, other)
         if type(other) is float or type(other) is int or isinstance(other, numbers.Real):
-            dtype = self.data.dtype
+            dtype = self.array.dtype
             if dtype.kind != "f" and not isinstance(other, bool | np.bool_):
                 if not isinstance(other, numbers.Integral):
                     dtype, self = DEFAULT_DTYPE, self.float()
@@ -288,9 +283,9 @@ class Tensor:
         if pair is None:
             return NotImplemented  # Python then tries the other operand, or raises its usual TypeError
         a, b = (pair[1], pair[0]) if reflected else pair
-        a_shape, b_shape = a.data.shape, b.data.shape
+        a_shape, b_shape = a.array.shape, b.array.shape
         if a_shape != b_shape and a_shape and b_shape:  # a scalar broadcasts with anything
-            _check_broadcast(fn.__name__, a_shape, b_shape)
+            broadcast_shape(fn.__name__, a_shape, b_shape)
         return apply(fn, a, b)
 
     def __add__(self, other):
@@ -319,7 +314,7 @@ class Tensor:
 
     def _as_float(self) -> Tensor:
         """True division of integers gives float32, as PyTorch (NumPy would give float64)."""
-        return self if self.data.dtype.kind == "f" else self.float()
+        return self if self.array.dtype.kind == "f" else self.float()
 
     def __pow__(self, other):
         return self._binary(ops.Pow, other)
@@ -345,10 +340,10 @@ class Tensor:
         if pair is None:
             return NotImplemented
         a, b = pair
-        _check_broadcast(name, a.shape, b.shape)
+        broadcast_shape(name, a.shape, b.shape)
         if a.device != b.device:
             raise RuntimeError(f"{name}: tensors are on different devices, {a.device!r} and {b.device!r}")
-        return _constant(a.device, compare, a.data, b.data)
+        return _constant(a.device, compare, a.array, b.array)
 
     def __lt__(self, other):
         return self._compare(other, "<", lambda a, b: a < b)
@@ -408,17 +403,15 @@ class Tensor:
         return apply(ops.Sum, self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
-        total, count = self._as_float().sum(axis=axis, keepdims=keepdims), _reduced_count(self.shape, axis)
+        total, count = self._as_float().sum(axis=axis, keepdims=keepdims), reduced_count(self.shape, axis)
         return total / count if count else total * float("nan")
 
     def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Variance with Bessel's correction by default, as PyTorch."""
-        centered = self - self.mean(axis=axis, keepdims=True)
-        squares, count = (centered * centered).sum(axis=axis, keepdims=keepdims), _reduced_count(self.shape, axis)
-        return squares / (count - correction) if count > correction else squares * float("nan")
+        return apply(ops.Var, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+        return apply(ops.Std, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
         return apply(ops.Max, self, axis=axis, keepdims=keepdims)
@@ -430,52 +423,52 @@ class Tensor:
         return apply(ops.LogSumExp, self, axis=axis, keepdims=keepdims)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        return apply(ops.Softmax, self, axis=_axis("softmax", axis, self.ndim))
+        return apply(ops.Softmax, self, axis=check_axis("softmax", axis, self.ndim))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return apply(ops.LogSoftmax, self, axis=_axis("log_softmax", axis, self.ndim))
+        return apply(ops.LogSoftmax, self, axis=check_axis("log_softmax", axis, self.ndim))
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the maxima (no gradient)."""
-        axis = None if axis is None else _axis("argmax", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmax(axis=axis, keepdims=keepdims), self.data)
+        axis = None if axis is None else check_axis("argmax", axis, self.ndim)
+        return _constant(self.device, lambda a: a.argmax(axis=axis, keepdims=keepdims), self.array)
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the minima (no gradient)."""
-        axis = None if axis is None else _axis("argmin", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmin(axis=axis, keepdims=keepdims), self.data)
+        axis = None if axis is None else check_axis("argmin", axis, self.ndim)
+        return _constant(self.device, lambda a: a.argmin(axis=axis, keepdims=keepdims), self.array)
 
     def all(self, axis=None, keepdims: bool = False) -> Tensor:
         axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdims), self.array)
 
     def any(self, axis=None, keepdims: bool = False) -> Tensor:
         axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdims), self.array)
 
     # ------------------------------------------------------------ shape
 
     def reshape(self, *shape) -> Tensor:
         """A new shape with the same elements; one axis may be -1 (inferred)."""
-        target = _resolve_shape(_shape_arg(shape), self.shape)
+        target = resolve_shape(shape_arg(shape), self.shape)
         return self if target == self.shape else apply(ops.Reshape, self, shape=target)
 
     view = reshape
 
     def transpose(self, *axes) -> Tensor:
         """No axes: reverse them (as NumPy). Two axes: swap them (as PyTorch). All axes: permute (as NumPy)."""
-        axes = _shape_arg(axes)
+        axes = shape_arg(axes)
         if not axes:
             return self.permute(tuple(reversed(range(self.ndim))))
         if len(axes) == 2:
-            first, second = (_axis("transpose", a, self.ndim) for a in axes)
+            first, second = (check_axis("transpose", a, self.ndim) for a in axes)
             order = list(range(self.ndim))
             order[first], order[second] = second, first
             return self.permute(order)
         return self.permute(axes)
 
     def permute(self, *axes) -> Tensor:
-        axes = tuple(_axis("permute", a, self.ndim) for a in _shape_arg(axes)) if self.ndim else _shape_arg(axes)
+        axes = tuple(check_axis("permute", a, self.ndim) for a in shape_arg(axes)) if self.ndim else shape_arg(axes)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return self if axes == tuple(range(self.ndim)) else apply(ops.Permute, self, axes=axes)
@@ -489,21 +482,21 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
     def unsqueeze(self, axis: int) -> Tensor:
-        axis = _axis("unsqueeze", axis, self.ndim + 1)
+        axis = check_axis("unsqueeze", axis, self.ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
         """Merge the axes from `start_axis` to `end_axis` (inclusive) into one."""
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = _axis("flatten", start_axis, self.ndim), _axis("flatten", end_axis, self.ndim)
+        start, end = check_axis("flatten", start_axis, self.ndim), check_axis("flatten", end_axis, self.ndim)
         if start > end:
             raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} (shape {self.shape})")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1 :])
 
     def expand(self, *shape) -> Tensor:
         """Broadcast to `shape` without copying; -1 keeps an existing axis's length."""
-        shape = _shape_arg(shape)
+        shape = shape_arg(shape)
         lead = len(shape) - self.ndim
         if lead < 0 or any(n == -1 for n in shape[:lead]):
             raise ValueError(f"expand: a tensor of shape {self.shape} cannot be expanded to {shape}")
@@ -514,7 +507,7 @@ class Tensor:
 
     def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple[Tensor, ...]:
         """Pieces of `split_size` along `axis` (the last may be shorter), or of the given sizes."""
-        axis = _axis("split", axis, self.ndim)
+        axis = check_axis("split", axis, self.ndim)
         length = self.shape[axis]
         if isinstance(split_size_or_sections, int | np.integer):
             step = int(split_size_or_sections)
@@ -531,7 +524,7 @@ class Tensor:
         """At most `chunks` pieces of equal size (the last may be shorter), as PyTorch."""
         if chunks <= 0:
             raise ValueError(f"chunk() needs a positive number of chunks, got {chunks}")
-        length = self.shape[_axis("chunk", axis, self.ndim)]
+        length = self.shape[check_axis("chunk", axis, self.ndim)]
         return self.split(max(1, -(-length // chunks)), axis=axis)
 
     def __getitem__(self, index) -> Tensor:
@@ -547,7 +540,7 @@ class Tensor:
                     raise RuntimeError(
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
-                part = part.data
+                part = part.array
             elif isinstance(part, list | np.ndarray):
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
                 part = move(part, self.device)
@@ -555,16 +548,23 @@ class Tensor:
                 raise IndexError(f"index arrays must be integer or bool, got dtype {part.dtype}")
             converted.append(part)
         converted = tuple(converted)
-        _check_index(converted, self.shape)
+        check_index(converted, self.shape)
         return converted
 
 
 def _python_data_as_array(data, dtype) -> np.ndarray:
     """Python numbers and (nested) lists as a NumPy array: float32 unless bool or `dtype` says otherwise."""
     try:
-        array = np.asarray(data)
+        array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    except OverflowError:
+        raise OverflowError(_too_large(data, DEFAULT_DTYPE if dtype is None else np.dtype(dtype))) from None
     except (ValueError, TypeError) as exc:
         raise TypeError(f"cannot make a Tensor from this {type(data).__name__}: {exc}") from None
+    if array.dtype == object and all(isinstance(v, numbers.Integral) for v in array.flat):
+        try:  # Python integers beyond 64 bits: a float, as every other number without a dtype
+            array = array.astype(np.float64)
+        except OverflowError:
+            raise OverflowError(_too_large(data, DEFAULT_DTYPE)) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"cannot make a Tensor from {type(data).__name__} of {array.dtype} items "
@@ -573,6 +573,14 @@ def _python_data_as_array(data, dtype) -> np.ndarray:
     if dtype is None and array.dtype.kind != "b":
         return array.astype(DEFAULT_DTYPE)
     return array
+
+
+def _too_large(data, dtype: np.dtype) -> str:
+    """The message for a Python integer that does not fit `dtype`, naming the largest one."""
+    integers = [v for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
+    digits = str(max(integers, key=abs)) if integers else "?"
+    shown = digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
+    return f"cannot make a Tensor of dtype {dtype}: the integer {shown} does not fit in it"
 
 
 def _constant(device: str, compute: Callable, *arrays) -> Tensor:
@@ -594,114 +602,6 @@ def _promote(*tensors: Tensor) -> list[Tensor]:
     return [t if t.dtype == target else t.to(target) for t in tensors]
 
 
-def _is_device_name(name: str) -> bool:
-    """'cpu', 'cuda', 'cuda:N' and anything that is not a dtype (so a typo gets the device error)."""
-    if name in ("cpu", "cuda") or name.startswith("cuda:"):
-        return True
-    try:
-        np.dtype(name)
-    except TypeError:
-        return True
-    return False
-
-
-def _shape_arg(shape: tuple) -> tuple[int, ...]:
-    """Accept f(2, 3) and f((2, 3)) alike, as PyTorch does."""
-    if len(shape) == 1 and isinstance(shape[0], Sequence | np.ndarray):
-        shape = tuple(shape[0])
-    for n in shape:
-        if not isinstance(n, int | np.integer):
-            raise TypeError(f"shapes and axes are integers, got {n!r}")
-    return tuple(int(n) for n in shape)
-
-
-def _resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ...]:
-    """`shape` with its one -1 filled in so the element count matches `old`, or an error naming both."""
-    size = math.prod(old)
-    known = math.prod(n for n in shape if n != -1)
-    unknown = [i for i, n in enumerate(shape) if n == -1]
-    fits = len(unknown) <= 1 and all(n >= -1 for n in shape)
-    if fits and unknown and known and size % known == 0:
-        return shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
-    if not fits or unknown or known != size:
-        raise ValueError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
-    return shape
-
-
-def _axis(op: str, axis: int, ndim: int) -> int:
-    """One axis, checked and made non-negative."""
-    if not isinstance(axis, int | np.integer):
-        raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
-    if ndim == 0 or not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
-    return int(axis) % ndim
-
-
-def _reduced_count(shape: tuple[int, ...], axis) -> int:
-    return math.prod(shape[a] for a in ops.normalize_axes(axis, len(shape)))
-
-
-def _check_broadcast(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """The broadcast shape (NumPy's rules), or an error naming every shape."""
-    result = shapes[0]
-    for shape in shapes[1:]:
-        if shape == result or not shape:
-            continue
-        if not result:
-            result = shape
-            continue
-        merged = []
-        for n, m in zip_longest(reversed(result), reversed(shape), fillvalue=1):
-            if n != m and n != 1 and m != 1:
-                listed = " and ".join(str(s) for s in shapes)
-                raise ValueError(f"{op}: shapes {listed} cannot be broadcast together")
-            merged.append(m if n == 1 else n)
-        result = tuple(reversed(merged))
-    return result
-
-
-def _out_of_range(index: int, axis: int, shape: tuple[int, ...]):
-    raise IndexError(f"index {index} is out of range for axis {axis} with size {shape[axis]} (shape {shape})")
-
-
-def _check_index(index: tuple, shape: tuple[int, ...]) -> None:
-    """Fail with the shape and the offending index instead of a backend error deep inside the op.
-
-    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here.
-    """
-    consumed = sum(part.ndim if is_backend_array(part) and part.dtype == bool else 1 for part in index
-                   if part is not None and part is not Ellipsis and not isinstance(part, bool | np.bool_))
-    ellipses = sum(part is Ellipsis for part in index)
-    if ellipses > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    if consumed > len(shape):
-        raise IndexError(f"too many indices for a tensor of shape {shape}: {consumed} given")
-    axis = 0
-    for part in index:
-        if part is Ellipsis:
-            axis += len(shape) - consumed
-        elif part is None or isinstance(part, bool | np.bool_):
-            continue
-        elif isinstance(part, slice):
-            axis += 1
-        elif isinstance(part, int | np.integer):
-            if not -shape[axis] <= part < shape[axis]:
-                _out_of_range(int(part), axis, shape)
-            axis += 1
-        elif is_backend_array(part) and part.dtype == bool:
-            if part.shape != shape[axis : axis + part.ndim]:
-                raise IndexError(f"boolean mask of shape {part.shape} does not match shape {shape} at axis {axis}")
-            axis += part.ndim
-        elif is_backend_array(part):
-            if part.size:
-                low, high = int(part.min()), int(part.max())
-                if high >= shape[axis] or low < -shape[axis]:
-                    _out_of_range(high if high >= shape[axis] else low, axis, shape)
-            axis += 1
-        else:
-            raise IndexError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
-
-
 # ---------------------------------------------------------------- functions of several tensors
 
 
@@ -720,10 +620,30 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match ({inner_a} != {inner_b})")
     if a.ndim > 2 and b.ndim > 2:
         try:
-            _check_broadcast("matmul", a.shape[:-2], b.shape[:-2])
+            broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
         except ValueError:
             raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} do not broadcast") from None
     return apply(ops.MatMul, a, b)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, x (N, in_features), weight (out_features, in_features), bias (out_features,).
+
+    With a bias it is one graph node (PyTorch's addmm): layers that project many rows at once (a
+    recurrent layer's input projection for every step) keep one (N, out) array alive, not two.
+    """
+    for what, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if not isinstance(t, Tensor) and not (what == "bias" and t is None):
+            raise TypeError(f"linear: {what} must be a Tensor, got {type(t).__name__}")
+    bias_shape = None if bias is None else bias.shape
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1] or bias_shape not in (None, weight.shape[:1]):
+        raise ValueError(f"linear: shapes x {x.shape}, weight {weight.shape}, bias {bias_shape} do not fit "
+                         "x (N, in), weight (out, in), bias (out,)")
+    if bias is None:
+        return x @ weight.T
+    if not x.dtype == weight.dtype == bias.dtype:
+        raise TypeError(f"linear: dtypes differ: x {x.dtype}, weight {weight.dtype}, bias {bias.dtype}")
+    return apply(ops.Linear, x, weight, bias)
 
 
 def _as_tensors(name: str, tensors: Sequence) -> list[Tensor]:
@@ -737,7 +657,7 @@ def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; the others must match."""
     tensors = _as_tensors("cat", tensors)
     first = tensors[0]
-    axis = _axis("cat", axis, first.ndim)
+    axis = check_axis("cat", axis, first.ndim)
     for t in tensors:
         if t.ndim != first.ndim or t.shape[:axis] + t.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :]:
             raise ValueError(f"cat along axis {axis}: shapes {first.shape} and {t.shape} differ off that axis")
@@ -750,7 +670,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     for t in tensors:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack needs tensors of one shape, got {tensors[0].shape} and {t.shape}")
-    return apply(ops.Stack, *tensors, axis=_axis("stack", axis, tensors[0].ndim + 1))
+    return apply(ops.Stack, *tensors, axis=check_axis("stack", axis, tensors[0].ndim + 1))
 
 
 def _pair(name: str, a, b) -> tuple[Tensor, Tensor]:
@@ -775,7 +695,7 @@ def where(cond, a, b) -> Tensor:
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = Tensor(a, device=cond.device)
     a, b = _pair("where", a, b)
-    _check_broadcast("where", cond.shape, a.shape, b.shape)
+    broadcast_shape("where", cond.shape, a.shape, b.shape)
     return apply(ops.Where, cond, a, b)
 
 
@@ -789,3 +709,55 @@ def minimum(a, b) -> Tensor:
     """Elementwise minimum; ties split the gradient evenly."""
     a, b = _pair("minimum", a, b)
     return a._binary(ops.Minimum, b)
+
+
+# ---------------------------------------------------------------- creating graph nodes
+
+
+def apply(fn_class: type[Function], *inputs: Tensor, **params):
+    """Run one op on tensors of one device; link a graph node when grad mode is on and an input requires grad.
+
+    Returns a Tensor, or a tuple of Tensors when `forward` returns a tuple (multi-output ops).
+    This is the hot path of the engine: keep it lean (benchmarks/overhead.py times it).
+    """
+    first = inputs[0]
+    device = first.device
+    needs_grad = False
+    for t in inputs:
+        if t.device != device:
+            raise RuntimeError(
+                f"{fn_class.__name__}: tensors are on different devices, {device!r} and {t.device!r}; "
+                "move them to one device with .to(device) first"
+            )
+        if t.requires_grad:
+            needs_grad = True
+    fn = fn_class.__new__(fn_class)
+    fn.device = device
+    fn.xp = first._xp
+    fn.scope = STATE.scope
+    fn.saved = None
+    fn.details = {}
+    if device == "cpu":
+        out = fn.forward(*[t.array for t in inputs], **params)
+    else:
+        with use_device(device):
+            out = fn.forward(*[t.array for t in inputs], **params)
+    grad_fn = None
+    if needs_grad and STATE.grad_enabled:
+        grad_fn = fn
+        fn.inputs = inputs
+        fn.needs_grad = tuple([t.requires_grad for t in inputs])
+        fn.freed = False
+    device = fn.device  # an op that moves data (ToDevice) sets the device of its outputs
+    anomaly = STATE.detect_anomaly
+    if type(out) is not tuple:
+        fn.num_outputs = 1
+        out = as_array(out)
+        if anomaly:
+            check_finite(out, "forward", fn, inputs)
+        return Tensor._make(out, device, grad_fn, 0)
+    fn.num_outputs = len(out)
+    if anomaly:
+        for o in out:
+            check_finite(o, "forward", fn, inputs)
+    return tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
