@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import tempfile
 
 from tqdm.auto import tqdm
+
+import tinygrad_lstm as tl
 
 from ..experiments import resolve_device
 
@@ -18,8 +21,11 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def device_from(args: argparse.Namespace) -> str:
+    """The device --device names; "auto" takes the GPU only when an op of each kind ran on it, and says
+    why not when CuPy is installed but the GPU is unusable."""
     device = resolve_device(args.device)
-    print(f"device: {device}")
+    unusable = args.device == "auto" and device == "cpu" and importlib.util.find_spec("cupy") is not None
+    print(f"device: {device}" + (f" (the GPU is not usable: {tl.cuda.problem()})" if unusable else ""))
     return device
 
 

@@ -70,13 +70,14 @@ def embedding(indices, weight: Tensor, padding_idx: int | None = None) -> Tensor
     Rows picked at `padding_idx` take no gradient, as PyTorch's.
     """
     num = weight.shape[0]
+    host = _host_values(indices)
     indices = _beside(indices, weight, "embedding: indices")
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"embedding: indices must have an integer dtype, got {indices.dtype}")
-    bad = _first_outside(indices, num)
+    bad = _first_outside(indices, num, host=host)
     if bad is not None:
         raise IndexError(f"embedding: index {bad} is out of range for num_embeddings={num} (valid: 0..{num - 1})")
-    rows = weight[indices]
+    rows = weight[indices if host is None else host]  # host indices are range-checked on the host: no sync
     if padding_idx is None:
         return rows
     padding_idx = padding_idx % num
@@ -97,10 +98,20 @@ def _beside(value, ref: Tensor, what: str) -> Tensor:
     return Tensor(value, dtype=ref.dtype if floating else None, device=ref.device)
 
 
-def _first_outside(indices: Tensor, size: int, ignore: int | None = None) -> int | None:
-    """The first index outside [0, size) (skipping `ignore`), or None. One device sync, needed because
-    fancy indexing would wrap negative indices (and CuPy wraps every out-of-range one) silently."""
-    data = indices.array
+def _host_values(value) -> np.ndarray | None:
+    """Indices or targets the caller gave as host data (lists, NumPy, CPU tensors) as a NumPy array, else None."""
+    if isinstance(value, Tensor):
+        return value.array if value.device == "cpu" else None
+    if isinstance(value, np.ndarray) or not hasattr(value, "dtype"):
+        return np.asarray(value)
+    return None
+
+
+def _first_outside(indices: Tensor, size: int, ignore: int | None = None, host: np.ndarray | None = None) -> int | None:
+    """The first index outside [0, size) (skipping `ignore`), or None; checked because fancy indexing
+    would wrap negative indices (and CuPy wraps every out-of-range one) silently. Checked on the `host`
+    copy when the caller gave one, else on the device (one sync)."""
+    data = indices.array if host is None else host
     outside = (data < 0) | (data >= size)
     if ignore is not None:
         outside &= data != ignore
@@ -172,7 +183,8 @@ def _num_classes(name: str, input: Tensor) -> int:  # noqa: A002
     return input.shape[1] if input.ndim >= 2 else input.shape[0]
 
 
-def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> None:  # noqa: A002
+def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int,  # noqa: A002
+                        host: np.ndarray | None = None) -> None:
     """Class indices: integers in [0, C) (or `ignore_index`) of shape (N, d1, ...) for input (N, C, d1, ...)."""
     expected = (input.shape[0],) + input.shape[2:] if input.ndim >= 2 else ()
     if not np.issubdtype(target.dtype, np.integer) or target.shape != expected:
@@ -183,7 +195,7 @@ def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: 
                    f"but input of shape {input.shape} needs {wanted}")
         raise (ValueError if np.issubdtype(target.dtype, np.integer) else TypeError)(message)
     num_classes = _num_classes(name, input)
-    bad = _first_outside(target, num_classes, ignore=ignore_index)
+    bad = _first_outside(target, num_classes, ignore=ignore_index, host=host)
     if bad is not None:
         raise IndexError(f"{name}: target {bad} is out of range for {num_classes} classes "
                          f"(valid: 0..{num_classes - 1})")
@@ -209,17 +221,22 @@ def _class_axis_last(x: Tensor) -> Tensor:
 
 
 def _picked_nll(log_probs: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-                reduction: str) -> Tensor:
+                reduction: str, host: np.ndarray | None = None) -> Tensor:
     """-log_probs[n, target[n]] (times the class weight); "mean" divides by the total weight of the
-    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing."""
+    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing.
+    With the `host` copy of the target, the picking indices are made (and range-checked) on the host."""
     rows = _class_axis_last(log_probs)
     flat_target = target.reshape(-1)
     counts = flat_target != ignore_index
-    safe_target = where(counts, flat_target, 0)
+    if host is None:
+        safe_target, positions = where(counts, flat_target, 0), arange(len(flat_target), device=rows.device)
+    else:
+        flat_host = host.reshape(-1)
+        safe_target, positions = np.where(flat_host != ignore_index, flat_host, 0), np.arange(len(flat_host))
     weights = counts.to(log_probs.dtype)
     if weight is not None:
         weights = weights * weight[safe_target]
-    losses = -rows[arange(len(flat_target), device=rows.device), safe_target] * weights
+    losses = -rows[positions, safe_target] * weights
     if reduction == "mean":
         return losses.sum() / weights.sum()
     if reduction == "sum":
@@ -231,9 +248,10 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities `input` (N, C, ...) at class indices `target` (N, ...)."""
     _check_reduction("nll_loss", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "nll_loss: target")
-    _check_class_target("nll_loss", input, target, ignore_index)
-    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction)
+    _check_class_target("nll_loss", input, target, ignore_index, host)
+    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction, host)
 
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,  # noqa: A002 - PyTorch's name
@@ -241,6 +259,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     """Softmax cross-entropy of logits `input` (N, C, ...) against class indices (N, ...) or class
     probabilities (a float target of the input's shape); log_softmax keeps logits of +-1000 finite."""
     _check_reduction("cross_entropy", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "cross_entropy: target")
     weight = _class_weight("cross_entropy", weight, input)
     class_axis = 1 if input.ndim >= 2 else 0
@@ -249,5 +268,5 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         if weight is not None:
             terms = terms * weight.reshape(weight.shape + (1,) * (input.ndim - class_axis - 1))
         return _reduce(-terms.sum(axis=class_axis), reduction)
-    _check_class_target("cross_entropy", input, target, ignore_index)
-    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction)
+    _check_class_target("cross_entropy", input, target, ignore_index, host)
+    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction, host)

@@ -9,7 +9,7 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .backend import is_backend_array
+from .backend import array_module, device_of, is_backend_array, to_numpy
 from .ops import normalize_axes
 
 
@@ -93,7 +93,8 @@ def _out_of_range(index: int, axis: int, shape: tuple[int, ...]):
 def check_index(index: tuple, shape: tuple[int, ...]) -> None:
     """Fail with the shape and the offending index instead of a backend error deep inside the op.
 
-    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here.
+    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here:
+    NumPy ones on the host, device ones with one transfer for all of them (not two per array).
     """
     consumed = sum(part.ndim if is_backend_array(part) and part.dtype == bool else 1 for part in index
                    if part is not None and part is not Ellipsis and not isinstance(part, bool | np.bool_))
@@ -103,6 +104,7 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
     if consumed > len(shape):
         raise IndexError(f"too many indices for a tensor of shape {shape}: {consumed} given")
     axis = 0
+    integer_arrays = []
     for part in index:
         if part is Ellipsis:
             axis += len(shape) - consumed
@@ -125,9 +127,23 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
             axis += part.ndim
         elif is_backend_array(part):
             if part.size:
-                low, high = int(part.min()), int(part.max())
-                if high >= shape[axis] or low < -shape[axis]:
-                    _out_of_range(high if high >= shape[axis] else low, axis, shape)
+                integer_arrays.append((part, axis))
             axis += 1
         else:
             raise IndexError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
+    _check_ranges(integer_arrays, shape)
+
+
+def _check_ranges(integer_arrays: list, shape: tuple[int, ...]) -> None:
+    """Each (index array, axis) within the axis's length; the device arrays' extremes come over in one transfer."""
+    on_device = [part for part, _ in integer_arrays if not isinstance(part, np.ndarray)]
+    if on_device:
+        xp = array_module(device_of(on_device[0]))
+        device_bounds = iter(to_numpy(xp.stack([b for p in on_device for b in (p.min(), p.max())])).tolist())
+    for part, axis in integer_arrays:
+        if isinstance(part, np.ndarray):
+            low, high = int(part.min()), int(part.max())
+        else:
+            low, high = next(device_bounds), next(device_bounds)
+        if high >= shape[axis] or low < -shape[axis]:
+            _out_of_range(high if high >= shape[axis] else low, axis, shape)

@@ -233,9 +233,12 @@ class Tensor:
             with use_device(self.device):
                 grad = self._xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = gradient.array if isinstance(gradient, Tensor) else gradient
-            if not is_backend_array(grad):
-                grad = np.asarray(grad)
+            if isinstance(gradient, Tensor):
+                grad = gradient.array
+            elif is_backend_array(gradient) and device_of(gradient) != "cpu":
+                grad = gradient  # a device array stays where it is (another device is refused below)
+            else:  # lists and NumPy data move to the output's device, as host data does everywhere else
+                grad = move(np.asarray(gradient), self.device)
             if tuple(grad.shape) != self.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {tuple(grad.shape)} but the output has shape {self.shape}"
@@ -541,15 +544,13 @@ class Tensor:
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.array
-            elif isinstance(part, list | np.ndarray):
+            elif isinstance(part, list | np.ndarray):  # checked on the host, then moved: no device sync
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
-                part = move(part, self.device)
             if is_backend_array(part) and part.dtype.kind not in "biu":
                 raise IndexError(f"index arrays must be integer or bool, got dtype {part.dtype}")
             converted.append(part)
-        converted = tuple(converted)
-        check_index(converted, self.shape)
-        return converted
+        check_index(tuple(converted), self.shape)
+        return tuple(move(p, self.device) if isinstance(p, np.ndarray) else p for p in converted)
 
 
 def _python_data_as_array(data, dtype) -> np.ndarray:

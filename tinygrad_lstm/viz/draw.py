@@ -16,12 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import graphviz
 import numpy as np
 
 from ..tensor import GraphView, Tensor, walk_graph
 from .folding import INDEXED_PART, RepeatedScope, find_repeated_scope, hidden_numbers
 from .highway import highway_path
+from .render import graphviz  # the package, imported when a graph is first drawn
 from .style import (
     CLUSTER_FILLS,
     DETAILS_COLOR,

@@ -1,12 +1,15 @@
-"""`render`: write a drawn graph to SVG, PNG, PDF or DOT, with a helpful error when Graphviz is missing."""
+"""`render`: write a drawn graph to SVG, PNG, PDF or DOT, with a helpful error when Graphviz is missing.
+
+The `graphviz` Python package is imported only when a graph is drawn or rendered, so the engine, nn and
+every command that draws nothing work without it (GPU clusters often lack it and cannot install it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
-
-import graphviz
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = (
@@ -17,6 +20,27 @@ INSTALL_HINT = (
 
 class GraphvizNotInstalledError(RuntimeError):
     """Graphviz's `dot` program is missing: the DOT source was written instead."""
+
+
+class GraphvizPackageMissingError(RuntimeError):
+    """The `graphviz` Python package is missing: graphs cannot be drawn until it is installed."""
+
+
+class _LazyGraphviz:
+    """The `graphviz` package, imported on first use; without it, a clear error says what to install."""
+
+    def __getattr__(self, name: str):
+        try:
+            module = importlib.import_module("graphviz")
+        except ImportError as exc:
+            raise GraphvizPackageMissingError(
+                "drawing a graph needs the `graphviz` Python package, which is not installed: "
+                f"pip install graphviz; to render pictures, also {INSTALL_HINT}"
+            ) from exc
+        return getattr(module, name)
+
+
+graphviz = _LazyGraphviz()
 
 
 def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str | None = None) -> str:  # noqa: A002
