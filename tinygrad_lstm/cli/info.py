@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         ("graphviz (Python)", _version("graphviz") or "not installed: pip install graphviz",
          bool(_version("graphviz"))),
         ("graphviz dot", dot_text, dot_ok),
-        ("matplotlib (plots)", plot or "not installed: pip install 'tinygrad-lstm[plot]'", bool(plot)),
+        ("matplotlib (plots)", plot or "not installed (a dependency): reinstall with `pip install .` in a clone, "
+         "`pip install tinygrad-lstm`, or `pip install matplotlib`", bool(plot)),
         ("tqdm", _version("tqdm") or "not installed", bool(_version("tqdm"))),
         ("torch (test reference)", _version("torch") or "not installed (optional: pip install torch)", True),
     ]
