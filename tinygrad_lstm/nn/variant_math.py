@@ -1,0 +1,239 @@
+"""The LSTM variants' step as one graph node: one generalized step formula with the article's names.
+
+The article ends on "other modified networks based on LSTM" that "are essentially the same"; Greff et
+al. (2015, "LSTM: A Search Space Odyssey") compare them. Each drops or ties one piece of the step:
+
+    gate       present                              absent
+    forget     f = sigmoid(z_f + w_cf * c_prev)     f = 1 (NFG, the 1997 original: nothing is forgotten)
+    input      i = sigmoid(z_i + w_ci * c_prev)     i = 1 - f (CIFG, coupled) or i = 1 (NIG)
+    candidate  g = tanh(z_g)                        (always there)
+    cell       c = f * c_prev + i * g
+    output     o = sigmoid(z_o + w_co * c)          o = 1 (NOG)
+               h = o * tanh(c)
+
+z_k = x W_ik^T + b_ik + h_prev W_hk^T + b_hk for the gates present (their rows are stacked in PyTorch's
+order i, f, g, o, skipping the absent ones); w_ci, w_cf, w_co are the peephole weights (Gers &
+Schmidhuber 2000: the gates look at the cell), zero without peepholes. The backward, in the same names
+(gh, gc: what reaches h and c from above; di... are the pre-activation gradients):
+
+    do      = gh * tanh(c) * o (1 - o)                      (0 without an output gate)
+    dc      = gc + gh * o * (1 - tanh(c)^2) + do * w_co
+    dg      = dc * i * (1 - g^2)
+    di      = dc * g * i (1 - i)                            (0 without an input gate)
+    df      = (dc * c_prev - [coupled] dc * g) * f (1 - f)   (0 without a forget gate)
+    dc_prev = dc * f + di * w_ci + df * w_cf
+
+As in `cell_math.py`, the formula is NumPy array code and, spelled the same, a CUDA elementwise
+kernel (the flags are kernel arguments, so one kernel serves the whole family). `fused_variant_cell`
+wraps it with the recurrent matmul into one node; `nn.variants.LSTMVariantCell(fused=True)` runs it.
+The plain LSTM's own formula stays in `cell_math.py`; nn.LSTM uses this one only for proj_size.
+"""
+
+from __future__ import annotations
+
+from ..tensor import ElementwiseKernel, Function, Tensor, apply
+
+GATE_SCOPES = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
+
+
+def _sigmoid_(xp, z) -> None:
+    """z = sigmoid(z) in place, through tanh (no overflow warnings for large |z|)."""
+    z *= 0.5
+    xp.tanh(z, out=z)
+    z *= 0.5
+    z += 0.5
+
+
+def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, has_output, coupled,
+                         i, f, g, o, c, h) -> None:
+    """One variant step in place: i, f, g, o hold the pre-activations on entry, the gates on exit.
+
+    A gate that is absent gets its constant value (1, or 1 - f for a coupled input gate), so the
+    backward reads every gate the same way.
+    """
+    if has_forget:  # forget gate: how much of the old cell state to keep
+        f += w_cf * c_prev
+        _sigmoid_(xp, f)
+    else:
+        f[...] = 1
+    if has_input:  # input gate: how much of the candidate to write
+        i += w_ci * c_prev
+        _sigmoid_(xp, i)
+    elif coupled:
+        xp.subtract(1, f, out=i)
+    else:
+        i[...] = 1
+    xp.tanh(g, out=g)  # candidate: what could be written
+    xp.multiply(f, c_prev, out=c)  # c = f * c_prev + i * g
+    c += i * g
+    if has_output:  # output gate: what of the squashed cell state to show
+        o += w_co * c
+        _sigmoid_(xp, o)
+    else:
+        o[...] = 1
+    xp.tanh(c, out=h)  # h = o * tanh(c)
+    h *= o
+
+
+def variant_step_backward(xp, i, f, g, o, c_prev, c, gh, gc, w_ci, w_cf, w_co, has_input, has_forget, has_output,
+                          coupled, di, df, dg, do, dc_prev) -> None:
+    """The gradients of one variant step, written into di, df, dg, do (pre-activation) and dc_prev."""
+    tanh_c = xp.tanh(c)
+    if has_output:
+        xp.multiply(gh, tanh_c, out=do)  # do = gh * tanh(c) * o (1 - o)
+        do *= o * (1 - o)
+    else:
+        do[...] = 0
+    dc = gc + gh * o * (1 - tanh_c * tanh_c) + do * w_co
+    xp.multiply(dc, i * (1 - g * g), out=dg)  # dg = dc * i * (1 - g^2)
+    if has_input:
+        xp.multiply(dc, g * i * (1 - i), out=di)  # di = dc * g * i (1 - i)
+    else:
+        di[...] = 0
+    if has_forget:
+        xp.multiply(dc, c_prev - g if coupled else c_prev, out=df)  # df = (dc * c_prev - [coupled] dc * g) f (1 - f)
+        df *= f * (1 - f)
+    else:
+        df[...] = 0
+    xp.multiply(dc, f, out=dc_prev)  # dc_prev = dc * f + di * w_ci + df * w_cf
+    dc_prev += di * w_ci + df * w_cf
+
+
+_CUDA_PREAMBLE = """
+template <typename T> __device__ T variant_sigmoid(T z) { return (T)0.5 * tanh((T)0.5 * z) + (T)0.5; }
+"""
+_FLAGS = "int32 has_input, int32 has_forget, int32 has_output, int32 coupled"
+
+VARIANT_FORWARD = ElementwiseKernel(
+    name="tinygrad_lstm_variant_step_forward",
+    in_params=f"T c_prev, T w_ci, T w_cf, T w_co, {_FLAGS}",
+    out_params="T i, T f, T g, T o, T c, T h",
+    operation="""
+    f = has_forget ? variant_sigmoid(f + w_cf * c_prev) : (T)1;
+    i = has_input ? variant_sigmoid(i + w_ci * c_prev) : (coupled ? (T)1 - f : (T)1);
+    g = tanh(g);
+    c = f * c_prev + i * g;
+    o = has_output ? variant_sigmoid(o + w_co * c) : (T)1;
+    h = o * tanh(c);
+    """,
+    formula=variant_step_forward,
+    preamble=_CUDA_PREAMBLE,
+)
+
+# `do` is a C++ keyword, so the kernel calls that gradient `do_`.
+VARIANT_BACKWARD = ElementwiseKernel(
+    name="tinygrad_lstm_variant_step_backward",
+    in_params=f"T i, T f, T g, T o, T c_prev, T c, T gh, T gc, T w_ci, T w_cf, T w_co, {_FLAGS}",
+    out_params="T di, T df, T dg, T do_, T dc_prev",
+    operation="""
+    const T tanh_c = tanh(c);
+    do_ = has_output ? gh * tanh_c * o * ((T)1 - o) : (T)0;
+    const T dc = gc + gh * o * ((T)1 - tanh_c * tanh_c) + do_ * w_co;
+    dg = dc * i * ((T)1 - g * g);
+    di = has_input ? dc * g * i * ((T)1 - i) : (T)0;
+    df = has_forget ? (dc * c_prev - (coupled ? dc * g : (T)0)) * f * ((T)1 - f) : (T)0;
+    dc_prev = dc * f + di * w_ci + df * w_cf;
+    """,
+    formula=variant_step_backward,
+    preamble=_CUDA_PREAMBLE,
+)
+
+
+def check_variant(gates: str, coupled: bool) -> None:
+    """The gate letters a variant keeps (in the order i, f, g, o, g always), and whether i = 1 - f."""
+    if not isinstance(gates, str) or "g" not in gates or "".join(k for k in "ifgo" if k in gates) != gates:
+        raise ValueError(f"LSTM variant: gates must list the gates kept, in the order i, f, g, o with g always "
+                         f"(e.g. 'ifgo', 'fgo', 'igo', 'ifg'), got {gates!r}")
+    if coupled and ("i" in gates or "f" not in gates):
+        raise ValueError(f"LSTM variant: a coupled input gate (i = 1 - f) needs a forget gate and no input gate "
+                         f"of its own, got gates={gates!r}")
+
+
+def peephole_gates(gates: str) -> str:
+    """The gates that get a peephole weight, in the order the weights are passed: i, f, o (those present)."""
+    return "".join(k for k in gates if k != "g")
+
+
+class FusedVariantCell(Function):
+    """One variant step: inputs xw (B, nH), h_prev (B, P), c_prev (B, H), w_hh (nH, P) and the peephole
+    weights (H,) of the gates present (none without peepholes); outputs h and c (B, H)."""
+
+    def forward(self, xw, h_prev, c_prev, w_hh, *peepholes, gates="ifgo", coupled=False):
+        xp = self.xp
+        batch, hidden = c_prev.shape
+        pre = xw + xp.dot(h_prev, w_hh.T)
+        buffer = xp.empty((batch, 4 * hidden), dtype=c_prev.dtype)  # every gate, the absent ones as constants
+        views = _views(buffer, hidden)
+        for k, name in enumerate(gates):
+            views[name][...] = pre[:, k * hidden : (k + 1) * hidden]
+        weights = self._peephole_weights(peepholes, gates, hidden, c_prev)
+        h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
+        VARIANT_FORWARD(xp, c_prev, *weights, *_flags(gates, coupled), *views.values(), c, h)
+        self.saved = (buffer, c_prev, c, h_prev, w_hh, weights, gates, coupled)
+        self.details = {"cell": "LSTM variant", "steps": 1, "gates": tuple(GATE_SCOPES[k] for k in gates)}
+        return h, c
+
+    def _peephole_weights(self, peepholes, gates: str, hidden: int, like) -> list:
+        """w_ci, w_cf, w_co, zero for a gate without a peephole weight."""
+        given = dict(zip(peephole_gates(gates), peepholes, strict=False))
+        return [given.get(k, self.xp.zeros(hidden, dtype=like.dtype)) for k in "ifo"]
+
+    def backward(self, gh, gc):
+        buffer, c_prev, c, h_prev, w_hh, weights, gates, coupled = self.saved
+        xp, needs = self.xp, self.needs_grad
+        hidden = c.shape[1]
+        gh = xp.zeros_like(c) if gh is None else gh  # an output that got no gradient contributes zeros
+        gc = xp.zeros_like(c) if gc is None else gc
+        dbuffer, dc_prev = xp.empty_like(buffer), xp.empty_like(c)
+        views, dviews = _views(buffer, hidden), _views(dbuffer, hidden)
+        VARIANT_BACKWARD(xp, *views.values(), c_prev, c, gh, gc, *weights, *_flags(gates, coupled),
+                         *dviews.values(), dc_prev)
+        dpre = xp.concatenate([dviews[k] for k in gates], axis=1)
+        peephole_inputs = {"i": c_prev, "f": c_prev, "o": c}  # what each peephole weight multiplies
+        dpeepholes = [(dviews[k] * peephole_inputs[k]).sum(axis=0) if needs[4 + n] else None
+                      for n, k in enumerate(peephole_gates(gates)[: len(needs) - 4])]
+        return (
+            dpre if needs[0] else None,
+            xp.dot(dpre, w_hh) if needs[1] else None,
+            dc_prev if needs[2] else None,
+            xp.dot(dpre.T, h_prev) if needs[3] else None,
+            *dpeepholes,
+        )
+
+
+def _views(buffer, hidden: int) -> dict:
+    return {k: buffer[:, n * hidden : (n + 1) * hidden] for n, k in enumerate("ifgo")}
+
+
+def _flags(gates: str, coupled: bool) -> tuple[int, int, int, int]:
+    return int("i" in gates), int("f" in gates), int("o" in gates), int(coupled)
+
+
+def fused_variant_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *peepholes: Tensor,
+                       gates: str = "ifgo", coupled: bool = False) -> tuple[Tensor, Tensor]:
+    """One step of an LSTM variant as one graph node: returns (h, c), h = o * tanh(c) unprojected.
+
+    xw: (B, nH), the input projection of the n gates kept (`gates`, e.g. "fgo"); h_prev: (B, P) (P = H,
+    or proj_size when the caller projects h); c_prev: (B, H); w_hh: (nH, P); peepholes: the (H,)
+    weights of the gates in `peephole_gates(gates)`, or none. coupled: the input gate is 1 - f.
+    """
+    check_variant(gates, coupled)
+    tensors = {"xw": xw, "h_prev": h_prev, "c_prev": c_prev, "w_hh": w_hh,
+               **{f"w_c{k}": w for k, w in zip(peephole_gates(gates), peepholes, strict=False)}}
+    for name, t in tensors.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"fused_variant_cell: {name} must be a Tensor, got {type(t).__name__}")
+    if peepholes and len(peepholes) != len(peephole_gates(gates)):
+        raise ValueError(f"fused_variant_cell: gates {gates!r} take {len(peephole_gates(gates))} peephole "
+                         f"weights (or none), got {len(peepholes)}")
+    if c_prev.ndim != 2:
+        raise ValueError(f"fused_variant_cell: c_prev must be (B, H), got shape {c_prev.shape}")
+    batch, hidden = c_prev.shape
+    expected = {"xw": (batch, len(gates) * hidden), "h_prev": (batch, h_prev.shape[-1]), "c_prev": (batch, hidden),
+                "w_hh": (len(gates) * hidden, h_prev.shape[-1]), **{f"w_c{k}": (hidden,) for k in "ifo"}}
+    for name, t in tensors.items():
+        if t.shape != expected[name] or t.dtype != c_prev.dtype:
+            raise ValueError(f"fused_variant_cell: {name} has shape {t.shape} and dtype {t.dtype}, expected "
+                             f"{expected[name]} and {c_prev.dtype} (B, H = {batch}, {hidden} from c_prev; "
+                             f"{len(gates)} gates {gates!r})")
+    return apply(FusedVariantCell, xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled)
