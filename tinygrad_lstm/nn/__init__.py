@@ -6,9 +6,11 @@ from .fused import fused_lstm, fused_lstm_cell
 from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .variants import LSTMVariant, LSTMVariantCell
 
 __all__ = [
     "GRU", "LSTM", "RNN", "Dropout", "Embedding", "F", "GRUCell", "LSTMCell", "Linear", "Module", "Parameter",
     "RNNCell", "ReLU", "Sequential", "Sigmoid", "Tanh", "functional", "fused_lstm", "fused_lstm_cell", "init", "optim",
     "utils",
+    "LSTMVariant", "LSTMVariantCell",
 ]

@@ -572,11 +572,11 @@ class LSTM(_Recurrent):
         return ("weight_hr",) if self.proj_size else ()
 
     def _step(self, x, state, weights):
-        h, c = self._cell(x, state, weights[:4])
         if not self.proj_size:
-            return h, c
+            return self._cell(x, state, weights)
+        h, c = self._cell(x, state, weights[:-1])
         with name_scope("projection"):  # h = (o * tanh(c)) @ W_hr^T: a smaller h to feed back and out
-            h = h @ weights[4].T
+            h = h @ weights[-1].T
         h.name = "h"
         return h, c
 
@@ -591,7 +591,7 @@ class LSTM(_Recurrent):
         return _mark_lstm_state(*fused_variant_cell(_projection(x, w_ih, b_ih, b_hh), *state, w_hh))
 
     def _layer(self, weights, rows, state, batch_sizes):
-        if not self.fused or self.proj_size or len(set(batch_sizes)) != 1:
+        if not self.fused or self.proj_size or len(set(batch_sizes)) != 1:  # projected or packed: step by step
             return super()._layer(weights, rows, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh = weights
         h0, c0 = state
