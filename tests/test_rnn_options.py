@@ -290,3 +290,16 @@ def test_graph_names_the_reverse_direction_and_the_projection():
     scopes = {op.scope for op in tl.walk_graph(output).ops}
     assert "reverse/step 3/forget gate" in scopes
     assert "step 1/projection" in scopes and "reverse/step 1/projection" in scopes
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unbatched_bidirectional_input_matches_torch(device, torch, kind):
+    rng = np.random.default_rng(4)
+    proj = {"proj_size": PROJ} if kind.startswith("lstm") else {}
+    ours, theirs = _modules(torch, kind, device, num_layers=2, bidirectional=True, **proj)
+    x, tx = _leaf(torch, rng.standard_normal((STEPS, INPUT)), device)
+    sizes = [PROJ, HIDDEN] if proj else [HIDDEN]
+    pairs = [_leaf(torch, rng.standard_normal((4, size)), device) for size in sizes]
+    state = tuple(p for p, _ in pairs) if proj else pairs[0][0]
+    torch_state = tuple(t for _, t in pairs) if proj else pairs[0][1]
+    _compare(torch, ours(x, state), theirs(tx, torch_state), [(x, tx), *pairs], ours, theirs, rng, device)
