@@ -12,14 +12,14 @@ from tinygrad_lstm.nn.variants import VARIANTS
 
 INPUT, HIDDEN, BATCH, STEPS = 3, 4, 2, 5
 TOL = 1e-9
-CONFIGS = [(variant, False) for variant in VARIANTS] + [("cifg", True), ("nfg", True), ("nog", True)]
+CONFIGS = [(variant, False) for variant in VARIANTS] + [("cifg", True), ("nfg", True), ("nog", True), ("noaf", True)]
 
 
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def _reference_step(x, h, c, p, gates, coupled, peephole):
+def _reference_step(x, h, c, p, gates, coupled, peephole, squash):
     """The variant table of nn/variants.py written out in NumPy, independently of the code under test."""
     z = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
     pre = {k: z[:, n * HIDDEN : (n + 1) * HIDDEN] for n, k in enumerate(gates)}
@@ -28,7 +28,7 @@ def _reference_step(x, h, c, p, gates, coupled, peephole):
     i = _sigmoid(pre["i"] + peep["i"] * c) if "i" in gates else (1 - f if coupled else 1)
     c = f * c + i * np.tanh(pre["g"])
     o = _sigmoid(pre["o"] + peep["o"] * c) if "o" in gates else 1
-    return o * np.tanh(c), c
+    return o * (np.tanh(c) if squash else c), c
 
 
 @pytest.mark.parametrize("variant, peephole", CONFIGS)
@@ -43,7 +43,8 @@ def test_variant_cell_matches_the_formula(device, variant, peephole, fused):
     state = (tl.Tensor(h, device=device), tl.Tensor(c, device=device))
     for x in xs:
         state = cell(tl.Tensor(x, device=device), state)
-        h, c = _reference_step(x, h, c, params, cell.config["gates"], cell.config["coupled"], cell.config["peephole"])
+        h, c = _reference_step(x, h, c, params, cell.config["gates"], cell.config["coupled"], cell.config["peephole"],
+                               cell.config["squash"])
         np.testing.assert_allclose(state[0].numpy(), h, rtol=0, atol=TOL)
         np.testing.assert_allclose(state[1].numpy(), c, rtol=0, atol=TOL)
 
@@ -162,6 +163,7 @@ def test_composed_graph_draws_the_difference():
     assert "step 1/input gate" not in _scopes("nig")
     assert _scopes("cifg")["step 1/input gate"] == {"Sub"}  # i = 1 - f, nothing learned
     assert "Sigmoid" not in _scopes("nog")["step 1/output"]
+    assert "Tanh" not in _scopes("noaf")["step 1/output gate"] and "Tanh" in _scopes("vanilla")["step 1/output gate"]
     assert "Mul" in _scopes("peephole")["step 1/forget gate"]  # w_cf * c_prev
     assert "Mul" not in _scopes("vanilla")["step 1/forget gate"]
     fused = nn.LSTMVariantCell(INPUT, HIDDEN, variant="cifg", fused=True)

@@ -9,7 +9,7 @@ al. (2015, "LSTM: A Search Space Odyssey") compare them. Each drops or ties one 
     candidate  g = tanh(z_g)                        (always there)
     cell       c = f * c_prev + i * g
     output     o = sigmoid(z_o + w_co * c)          o = 1 (NOG)
-               h = o * tanh(c)
+               h = o * tanh(c)                      h = o * c (NOAF: no output activation)
 
 z_k = x W_ik^T + b_ik + h_prev W_hk^T + b_hk for the gates present (their rows are stacked in PyTorch's
 order i, f, g, o, skipping the absent ones); w_ci, w_cf, w_co are the peephole weights (Gers &
@@ -17,7 +17,7 @@ Schmidhuber 2000: the gates look at the cell), zero without peepholes. The backw
 (gh, gc: what reaches h and c from above; di... are the pre-activation gradients):
 
     do      = gh * tanh(c) * o (1 - o)                      (0 without an output gate)
-    dc      = gc + gh * o * (1 - tanh(c)^2) + do * w_co
+    dc      = gc + gh * o * (1 - tanh(c)^2) + do * w_co     (tanh(c) -> c, 1 - tanh(c)^2 -> 1 for NOAF)
     dg      = dc * i * (1 - g^2)
     di      = dc * g * i (1 - i)                            (0 without an input gate)
     df      = (dc * c_prev - [coupled] dc * g) * f (1 - f)   (0 without a forget gate)
@@ -44,7 +44,7 @@ def _sigmoid_(xp, z) -> None:
     z += 0.5
 
 
-def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, has_output, coupled,
+def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, has_output, coupled, squash,
                          i, f, g, o, c, h) -> None:
     """One variant step in place: i, f, g, o hold the pre-activations on entry, the gates on exit.
 
@@ -71,20 +71,23 @@ def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, ha
         _sigmoid_(xp, o)
     else:
         o[...] = 1
-    xp.tanh(c, out=h)  # h = o * tanh(c)
+    if squash:
+        xp.tanh(c, out=h)  # h = o * tanh(c)
+    else:
+        h[...] = c  # h = o * c: no output activation
     h *= o
 
 
 def variant_step_backward(xp, i, f, g, o, c_prev, c, gh, gc, w_ci, w_cf, w_co, has_input, has_forget, has_output,
-                          coupled, di, df, dg, do, dc_prev) -> None:
+                          coupled, squash, di, df, dg, do, dc_prev) -> None:
     """The gradients of one variant step, written into di, df, dg, do (pre-activation) and dc_prev."""
-    tanh_c = xp.tanh(c)
+    tanh_c = xp.tanh(c) if squash else c  # what o multiplies (c itself without the output activation)
     if has_output:
         xp.multiply(gh, tanh_c, out=do)  # do = gh * tanh(c) * o (1 - o)
         do *= o * (1 - o)
     else:
         do[...] = 0
-    dc = gc + gh * o * (1 - tanh_c * tanh_c) + do * w_co
+    dc = gc + gh * o * (1 - tanh_c * tanh_c if squash else 1) + do * w_co
     xp.multiply(dc, i * (1 - g * g), out=dg)  # dg = dc * i * (1 - g^2)
     if has_input:
         xp.multiply(dc, g * i * (1 - i), out=di)  # di = dc * g * i (1 - i)
@@ -102,7 +105,7 @@ def variant_step_backward(xp, i, f, g, o, c_prev, c, gh, gc, w_ci, w_cf, w_co, h
 _CUDA_PREAMBLE = """
 template <typename T> __device__ T variant_sigmoid(T z) { return (T)0.5 * tanh((T)0.5 * z) + (T)0.5; }
 """
-_FLAGS = "int32 has_input, int32 has_forget, int32 has_output, int32 coupled"
+_FLAGS = "int32 has_input, int32 has_forget, int32 has_output, int32 coupled, int32 squash"
 
 VARIANT_FORWARD = ElementwiseKernel(
     name="tinygrad_lstm_variant_step_forward",
@@ -114,7 +117,7 @@ VARIANT_FORWARD = ElementwiseKernel(
     g = tanh(g);
     c = f * c_prev + i * g;
     o = has_output ? variant_sigmoid(o + w_co * c) : (T)1;
-    h = o * tanh(c);
+    h = o * (squash ? tanh(c) : c);
     """,
     formula=variant_step_forward,
     preamble=_CUDA_PREAMBLE,
@@ -126,9 +129,9 @@ VARIANT_BACKWARD = ElementwiseKernel(
     in_params=f"T i, T f, T g, T o, T c_prev, T c, T gh, T gc, T w_ci, T w_cf, T w_co, {_FLAGS}",
     out_params="T di, T df, T dg, T do_, T dc_prev",
     operation="""
-    const T tanh_c = tanh(c);
+    const T tanh_c = squash ? tanh(c) : c;
     do_ = has_output ? gh * tanh_c * o * ((T)1 - o) : (T)0;
-    const T dc = gc + gh * o * ((T)1 - tanh_c * tanh_c) + do_ * w_co;
+    const T dc = gc + gh * o * (squash ? (T)1 - tanh_c * tanh_c : (T)1) + do_ * w_co;
     dg = dc * i * ((T)1 - g * g);
     di = has_input ? dc * g * i * ((T)1 - i) : (T)0;
     df = has_forget ? (dc * c_prev - (coupled ? dc * g : (T)0)) * f * ((T)1 - f) : (T)0;
@@ -158,7 +161,7 @@ class FusedVariantCell(Function):
     """One variant step: inputs xw (B, nH), h_prev (B, P), c_prev (B, H), w_hh (nH, P) and the peephole
     weights (H,) of the gates present (none without peepholes); outputs h and c (B, H)."""
 
-    def forward(self, xw, h_prev, c_prev, w_hh, *peepholes, gates="ifgo", coupled=False):
+    def forward(self, xw, h_prev, c_prev, w_hh, *peepholes, gates="ifgo", coupled=False, squash=True):
         xp = self.xp
         batch, hidden = c_prev.shape
         pre = xw + xp.dot(h_prev, w_hh.T)
@@ -168,8 +171,9 @@ class FusedVariantCell(Function):
             views[name][...] = pre[:, k * hidden : (k + 1) * hidden]
         weights = self._peephole_weights(peepholes, gates, hidden, c_prev)
         h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
-        VARIANT_FORWARD(xp, c_prev, *weights, *_flags(gates, coupled), *views.values(), c, h)
-        self.saved = (buffer, c_prev, c, h_prev, w_hh, weights, gates, coupled)
+        flags = (int("i" in gates), int("f" in gates), int("o" in gates), int(coupled), int(squash))
+        VARIANT_FORWARD(xp, c_prev, *weights, *flags, *views.values(), c, h)
+        self.saved = (buffer, c_prev, c, h_prev, w_hh, weights, flags, gates)
         self.details = {"cell": "LSTM variant", "steps": 1, "gates": tuple(GATE_SCOPES[k] for k in gates)}
         return h, c
 
@@ -179,15 +183,14 @@ class FusedVariantCell(Function):
         return [given.get(k, self.xp.zeros(hidden, dtype=like.dtype)) for k in "ifo"]
 
     def backward(self, gh, gc):
-        buffer, c_prev, c, h_prev, w_hh, weights, gates, coupled = self.saved
+        buffer, c_prev, c, h_prev, w_hh, weights, flags, gates = self.saved
         xp, needs = self.xp, self.needs_grad
         hidden = c.shape[1]
         gh = xp.zeros_like(c) if gh is None else gh  # an output that got no gradient contributes zeros
         gc = xp.zeros_like(c) if gc is None else gc
         dbuffer, dc_prev = xp.empty_like(buffer), xp.empty_like(c)
         views, dviews = _views(buffer, hidden), _views(dbuffer, hidden)
-        VARIANT_BACKWARD(xp, *views.values(), c_prev, c, gh, gc, *weights, *_flags(gates, coupled),
-                         *dviews.values(), dc_prev)
+        VARIANT_BACKWARD(xp, *views.values(), c_prev, c, gh, gc, *weights, *flags, *dviews.values(), dc_prev)
         dpre = xp.concatenate([dviews[k] for k in gates], axis=1)
         peephole_inputs = {"i": c_prev, "f": c_prev, "o": c}  # what each peephole weight multiplies
         dpeepholes = [(dviews[k] * peephole_inputs[k]).sum(axis=0) if needs[4 + n] else None
@@ -205,17 +208,14 @@ def _views(buffer, hidden: int) -> dict:
     return {k: buffer[:, n * hidden : (n + 1) * hidden] for n, k in enumerate("ifgo")}
 
 
-def _flags(gates: str, coupled: bool) -> tuple[int, int, int, int]:
-    return int("i" in gates), int("f" in gates), int("o" in gates), int(coupled)
-
-
 def fused_variant_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *peepholes: Tensor,
-                       gates: str = "ifgo", coupled: bool = False) -> tuple[Tensor, Tensor]:
+                       gates: str = "ifgo", coupled: bool = False, squash: bool = True) -> tuple[Tensor, Tensor]:
     """One step of an LSTM variant as one graph node: returns (h, c), h = o * tanh(c) unprojected.
 
     xw: (B, nH), the input projection of the n gates kept (`gates`, e.g. "fgo"); h_prev: (B, P) (P = H,
     or proj_size when the caller projects h); c_prev: (B, H); w_hh: (nH, P); peepholes: the (H,)
     weights of the gates in `peephole_gates(gates)`, or none. coupled: the input gate is 1 - f.
+    squash=False drops the output activation: h = o * c.
     """
     check_variant(gates, coupled)
     tensors = {"xw": xw, "h_prev": h_prev, "c_prev": c_prev, "w_hh": w_hh,
@@ -236,4 +236,5 @@ def fused_variant_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor,
             raise ValueError(f"fused_variant_cell: {name} has shape {t.shape} and dtype {t.dtype}, expected "
                              f"{expected[name]} and {c_prev.dtype} (B, H = {batch}, {hidden} from c_prev; "
                              f"{len(gates)} gates {gates!r})")
-    return apply(FusedVariantCell, xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled)
+    return apply(FusedVariantCell, xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled,
+                 squash=squash)

@@ -7,6 +7,7 @@
     "nfg"       no forget gate: f = 1 (the 1997 original LSTM)        Hochreiter & Schmidhuber 1997
     "nig"       no input gate: i = 1
     "nog"       no output gate: o = 1
+    "noaf"      no output activation: h = o * c                      Greff et al. 2015
 
 `peephole=True` adds peepholes to any of them ("peephole" is "vanilla" with them). The weights stack
 only the gates a variant keeps, in PyTorch's row order i, f, g, o (CIFG's weight_ih is (3H, input):
@@ -46,8 +47,10 @@ VARIANTS: dict[str, dict] = {
     "nfg": {"gates": "igo"},
     "nig": {"gates": "fgo"},
     "nog": {"gates": "ifg"},
+    "noaf": {"gates": "ifgo", "squash": False},
 }
-"""Each variant's gates kept (in the order i, f, g, o), whether i = 1 - f, and whether it has peepholes."""
+"""Each variant's gates kept (in the order i, f, g, o), whether i = 1 - f, whether it has peepholes, and whether
+h squashes the cell (h = o * tanh(c), or o * c)."""
 
 
 def variant_config(who: str, variant: str, peephole: bool) -> dict:
@@ -56,7 +59,7 @@ def variant_config(who: str, variant: str, peephole: bool) -> dict:
         raise ValueError(f"{who}: variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     if not isinstance(peephole, bool):
         raise TypeError(f"{who}: peephole must be True or False, got {peephole!r}")
-    config = {"gates": "ifgo", "coupled": False, "peephole": False, **VARIANTS[variant]}
+    config = {"gates": "ifgo", "coupled": False, "peephole": False, "squash": True, **VARIANTS[variant]}
     config["peephole"] = config["peephole"] or peephole
     check_variant(config["gates"], config["coupled"])
     return config
@@ -66,8 +69,8 @@ def variant_config(who: str, variant: str, peephole: bool) -> dict:
 
 
 def variant_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
-                      b_hh: Tensor | None, *peepholes: Tensor, gates: str = "ifgo",
-                      coupled: bool = False) -> tuple[Tensor, Tensor]:
+                      b_hh: Tensor | None, *peepholes: Tensor, gates: str = "ifgo", coupled: bool = False,
+                      squash: bool = True) -> tuple[Tensor, Tensor]:
     """One step of a variant from primitive ops, gate by gate; `peepholes` are the weights of `peephole_gates`."""
     n = len(gates)
     w_i = dict(zip(gates, w_ih.chunk(n), strict=True))
@@ -96,19 +99,20 @@ def variant_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w
     with name_scope("cell state"):  # the highway: forget some, add some
         c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
     with name_scope("output gate" if "o" in gates else "output"):  # what of the squashed cell state to show
-        h = c.tanh()
+        h = c.tanh() if squash else c
         if "o" in gates:
             h = gate("o", c).sigmoid() * h
     return _mark_lstm_state(h, c)
 
 
 def fused_variant_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
-                       b_hh: Tensor | None, *peepholes: Tensor, gates: str = "ifgo",
-                       coupled: bool = False) -> tuple[Tensor, Tensor]:
-    """`variant_lstm_step` as one fused node (plus the input projection)."""
+                       b_hh: Tensor | None, *peepholes: Tensor, gates: str = "ifgo", coupled: bool = False,
+                       squash: bool = True) -> tuple[Tensor, Tensor]:
+    """`variant_lstm_step` as one fused node (plus the input projection; w_ih None: x is that projection)."""
     c_prev.tag("highway")
-    return _mark_lstm_state(*fused_variant_cell(_projection(x, w_ih, b_ih, b_hh), h_prev, c_prev, w_hh, *peepholes,
-                                                gates=gates, coupled=coupled))
+    xw = x if w_ih is None else _projection(x, w_ih, b_ih, b_hh)
+    return _mark_lstm_state(*fused_variant_cell(xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled,
+                                                squash=squash))
 
 
 # ---------------------------------------------------------------- the cell and the sequence layer
@@ -143,7 +147,7 @@ class LSTMVariantCell(_Cell):
         with _call_scope(h):
             h, c = self._state(h, "h", x, batched), self._state(c, "c", x, batched)
             step = fused_variant_step if self.fused else variant_lstm_step
-            h, c = step(x, h, c, *self._weights(), gates=self.config["gates"], coupled=self.config["coupled"])
+            h, c = step(x, h, c, *self._weights(), **_step_options(self))
             return (h, c) if batched else (_unbatched(h), _unbatched(c))
 
     def extra_repr(self) -> str:
@@ -184,12 +188,22 @@ class LSTMVariant(LSTM):
 
     def _cell(self, x, state, weights):
         step = fused_variant_step if self.fused else variant_lstm_step
-        return step(x, *state, *weights, gates=self.config["gates"], coupled=self.config["coupled"])
+        return step(x, *state, *weights, **_step_options(self))
 
-    _layer = _Recurrent._layer  # step by step, fused or composed: the whole-layer node is the plain LSTM's
+    def _layer(self, weights, rows, state, batch_sizes):
+        """Step by step (the whole-layer node is the plain LSTM's); fused, every step's input projection first."""
+        if not self.fused:
+            return _Recurrent._layer(self, weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh, *rest = weights
+        xw = _projection(rows, w_ih, b_ih, b_hh)  # one matmul; the steps get w_ih None: their x is projected
+        return _Recurrent._layer(self, (None, w_hh, None, None, *rest), xw, state, batch_sizes)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + _variant_repr(self)
+
+
+def _step_options(module: Module) -> dict:
+    return {key: module.config[key] for key in ("gates", "coupled", "squash")}
 
 
 def _variant_repr(module: Module) -> str:
