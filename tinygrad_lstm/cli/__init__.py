@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, gates, graph, info, memory, train
+from . import bench, gates, graph, info, memory, train, variants
 
-SUBCOMMANDS = (train, memory, gates, graph, bench, info)
+SUBCOMMANDS = (train, memory, gates, graph, bench, info, variants)
 
 
 def build_parser() -> argparse.ArgumentParser:
