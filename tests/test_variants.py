@@ -85,8 +85,10 @@ def test_gru_cell_gradcheck(device):
 
 
 @pytest.mark.parametrize("variant, peephole", CONFIGS)
-def test_fused_layer_equals_composed_in_values_and_every_gradient(device, variant, peephole):
-    """Two layers, both directions, packed sequences of unequal lengths and a given state: every output and gradient."""
+@pytest.mark.parametrize("packed", [False, True])
+def test_fused_layer_equals_composed_in_values_and_every_gradient(device, variant, peephole, packed):
+    """Two layers, both directions, a given state, equal lengths (one node per layer) or packed sequences of
+    unequal lengths (one node per step): every output and every gradient."""
     rng = np.random.default_rng(3)
     options = {"num_layers": 2, "bidirectional": True, "variant": variant, "peephole": peephole, "dtype": np.float64,
                "device": device}
@@ -95,19 +97,38 @@ def test_fused_layer_equals_composed_in_values_and_every_gradient(device, varian
     composed.load_state_dict(fused.state_dict())
     data = rng.standard_normal((STEPS, BATCH + 1, INPUT))
     states = rng.standard_normal((2, 4, BATCH + 1, HIDDEN))
-    upstream = [rng.standard_normal(shape) for shape in ((9, 2 * HIDDEN), (4, BATCH + 1, HIDDEN),
+    rows = 9 if packed else STEPS * (BATCH + 1)
+    upstream = [rng.standard_normal(shape) for shape in ((rows, 2 * HIDDEN), (4, BATCH + 1, HIDDEN),
                                                          (4, BATCH + 1, HIDDEN))]
     results = []
     for layer in (fused, composed):
         x = tl.Tensor(data, device=device, requires_grad=True)
         h0, c0 = (tl.Tensor(s, device=device, requires_grad=True) for s in states)
-        output, (h, c) = layer(rnn_utils.pack_padded_sequence(x, [2, 5, 2], enforce_sorted=False), (h0, c0))
-        total = sum((o * tl.Tensor(u, device=device)).sum() for o, u in zip((output.data, h, c), upstream,
-                                                                           strict=True))
+        inputs = rnn_utils.pack_padded_sequence(x, [2, 5, 2], enforce_sorted=False) if packed else x
+        output, (h, c) = layer(inputs, (h0, c0))
+        output = output.data if packed else output.reshape(rows, 2 * HIDDEN)
+        total = sum((o * tl.Tensor(u, device=device)).sum() for o, u in zip((output, h, c), upstream, strict=True))
         total.backward()
-        results.append([output.data, h, c, x.grad, h0.grad, c0.grad, *(p.grad for p in layer.parameters())])
+        results.append([output, h, c, x.grad, h0.grad, c0.grad, *(p.grad for p in layer.parameters())])
     for mine, other in zip(*results, strict=True):
         np.testing.assert_allclose(mine.numpy(), other.numpy(), rtol=0, atol=TOL)
+    nodes = {op.op for op in tl.walk_graph(results[0][0]).ops}
+    assert ("FusedVariantCell" if packed else "FusedVariantLayer") in nodes
+
+
+@pytest.mark.parametrize("variant, peephole", [("peephole", False), ("cifg", True), ("nfg", False), ("noaf", True)])
+def test_fused_variant_layer_gradcheck(device, variant, peephole):
+    rng = np.random.default_rng(6)
+    layer = nn.LSTMVariant(2, 3, variant=variant, peephole=peephole, dtype=np.float64, device=device)
+    x = tl.Tensor(rng.standard_normal((4, BATCH, 2)), device=device, requires_grad=True)
+    h0, c0 = (tl.Tensor(rng.standard_normal((1, BATCH, 3)), device=device, requires_grad=True) for _ in range(2))
+
+    def run(x, h0, c0, *parameters):
+        output, (h, c) = layer(x, (h0, c0))
+        return output, h, c
+
+    assert tl.gradcheck(run, [x, h0, c0, *layer.parameters()])
+    assert "FusedVariantLayer" in {op.op for op in tl.walk_graph(run(x, h0, c0)[0]).ops}
 
 
 def test_vanilla_variant_equals_torch(device, torch):
@@ -183,7 +204,7 @@ def test_bad_variants_are_named():
         fused_variant_cell(xw, h, c, w_hh, gates="igo", coupled=True)
     with pytest.raises(ValueError, match="in the order i, f, g, o"):
         fused_variant_cell(xw, h, c, w_hh, gates="gfo")
-    with pytest.raises(ValueError, match=r"xw has shape \(2, 12\) .* expected \(2, 16\)"):
+    with pytest.raises(ValueError, match=r"xw has shape \(2, 12\) and dtype float32, expected \(2, 16\)"):
         fused_variant_cell(xw, h, c, w_hh)
     with pytest.raises(ValueError, match="take 2 peephole weights"):
         fused_variant_cell(xw, h, c, w_hh, tl.zeros(HIDDEN), gates="fgo")

@@ -58,7 +58,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                         "compared over seeds, as Greff et al. 2015",
                        description="Train each LSTM variant and the GRU with several seeds on the adding problem "
                                    "at a long delay and on the character model of the shipped article; print and "
-                                   "plot the final error (mean +- spread over the seeds) beside the plain LSTM.")
+                                   "plot the final error (mean +- spread over the seeds) beside the plain LSTM, "
+                                   "as Greff et al. 2015 (LSTM: A Search Space Odyssey) did at scale.")
     p.add_argument("--variants", nargs="+", choices=list(DESCRIPTIONS), default=list(DESCRIPTIONS))
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     p.add_argument("--seeds", type=int, default=3, help="training runs per variant and task")

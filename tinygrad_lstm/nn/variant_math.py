@@ -32,6 +32,7 @@ The plain LSTM's own formula stays in `cell_math.py`; nn.LSTM uses this one only
 from __future__ import annotations
 
 from ..tensor import ElementwiseKernel, Function, Tensor, apply
+from .cell_math import gate_views
 
 GATE_SCOPES = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
 
@@ -157,55 +158,128 @@ def peephole_gates(gates: str) -> str:
     return "".join(k for k in gates if k != "g")
 
 
-class FusedVariantCell(Function):
+# The nodes keep every gate in one (B, 4H) buffer in the order i, f, g, o, as the plain LSTM's do: an absent
+# gate's columns get no input (its rows of the full W_hh are zero) and hold its constant after the formula,
+# and its gradient columns come out zero, so the matmuls need no special case.
+
+
+def _full_rows(xp, rows, gates: str, hidden: int):
+    """(..., nH) -> (..., 4H): the gates kept in their columns of the four, zeros for the others."""
+    full = xp.zeros(rows.shape[:-1] + (4 * hidden,), dtype=rows.dtype)
+    full[..., _columns(xp, gates, hidden)] = rows
+    return full
+
+
+def _columns(xp, gates: str, hidden: int):
+    """The columns of the gates kept among the four."""
+    return xp.concatenate([xp.arange(n * hidden, (n + 1) * hidden) for n, k in enumerate("ifgo") if k in gates])
+
+
+def _peephole_weights(xp, peepholes, gates: str, hidden: int, dtype) -> list:
+    """w_ci, w_cf, w_co, zero for a gate without a peephole weight."""
+    given = dict(zip(peephole_gates(gates), peepholes, strict=False))
+    return [given.get(k, xp.zeros(hidden, dtype=dtype)) for k in "ifo"]
+
+
+def _forward_step(xp, gates, h_prev, c_prev, w_full_t, weights, flags, h, c) -> None:
+    """gates (B, 4H) holds xw on entry and the gates on exit; h and c are written."""
+    gates += xp.dot(h_prev, w_full_t)
+    VARIANT_FORWARD(xp, c_prev, *weights, *flags, *gate_views(gates), c, h)
+
+
+def _backward_step(xp, gates, c_prev, c, gh, gc, weights, flags, dgates, dc_prev) -> None:
+    VARIANT_BACKWARD(xp, *gate_views(gates), c_prev, c, gh, gc, *weights, *flags, *gate_views(dgates), dc_prev)
+
+
+def _peephole_grads(dgates, c_prev, c, gates: str, needs) -> list:
+    """d w_ci = sum(di * c_prev), d w_cf = sum(df * c_prev), d w_co = sum(do * c), over every axis but the last."""
+    di, df, _, do = gate_views(dgates)
+    pairs = {"i": (di, c_prev), "f": (df, c_prev), "o": (do, c)}
+    axes = tuple(range(c.ndim - 1))
+    return [(pairs[k][0] * pairs[k][1]).sum(axis=axes) if need else None
+            for k, need in zip(peephole_gates(gates), needs, strict=False)]
+
+
+class _VariantNode(Function):
+    """What the cell and the layer share: the flags, the peephole weights and W_hh as four gates' rows."""
+
+    def _prepare(self, xw, w_hh, c0, peepholes, gates, coupled, squash):
+        xp, hidden = self.xp, c0.shape[-1]
+        flags = (int("i" in gates), int("f" in gates), int("o" in gates), int(coupled), int(squash))
+        weights = _peephole_weights(xp, peepholes, gates, hidden, c0.dtype)
+        w_full = _full_rows(xp, w_hh.T, gates, hidden).T  # (4H, P)
+        self.details = {"cell": "LSTM variant", "steps": xw.shape[0] if xw.ndim == 3 else 1,
+                        "gates": tuple(GATE_SCOPES[k] for k in gates)}
+        return _full_rows(xp, xw, gates, hidden), w_full, weights, flags
+
+    def _input_grads(self, dgates, dh_prev, dc_prev, h_prevs, c_prevs, cs, gates):
+        """The gradients of xw, h_prev, c_prev, w_hh and the peephole weights from the gate gradients."""
+        xp, needs = self.xp, self.needs_grad
+        hidden = cs.shape[-1]
+        columns = _columns(xp, gates, hidden)
+        rows = dgates.reshape(-1, 4 * hidden)
+        return (
+            dgates[..., columns] if needs[0] else None,
+            dh_prev if needs[1] else None,
+            dc_prev if needs[2] else None,
+            xp.dot(rows.T, h_prevs.reshape(rows.shape[0], h_prevs.shape[-1]))[columns] if needs[3] else None,
+            *_peephole_grads(dgates, c_prevs, cs, gates, needs[4:]),
+        )
+
+
+class FusedVariantCell(_VariantNode):
     """One variant step: inputs xw (B, nH), h_prev (B, P), c_prev (B, H), w_hh (nH, P) and the peephole
     weights (H,) of the gates present (none without peepholes); outputs h and c (B, H)."""
 
     def forward(self, xw, h_prev, c_prev, w_hh, *peepholes, gates="ifgo", coupled=False, squash=True):
         xp = self.xp
-        batch, hidden = c_prev.shape
-        pre = xw + xp.dot(h_prev, w_hh.T)
-        buffer = xp.empty((batch, 4 * hidden), dtype=c_prev.dtype)  # every gate, the absent ones as constants
-        views = _views(buffer, hidden)
-        for k, name in enumerate(gates):
-            views[name][...] = pre[:, k * hidden : (k + 1) * hidden]
-        weights = self._peephole_weights(peepholes, gates, hidden, c_prev)
+        buffer, w_full, weights, flags = self._prepare(xw, w_hh, c_prev, peepholes, gates, coupled, squash)
         h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
-        flags = (int("i" in gates), int("f" in gates), int("o" in gates), int(coupled), int(squash))
-        VARIANT_FORWARD(xp, c_prev, *weights, *flags, *views.values(), c, h)
-        self.saved = (buffer, c_prev, c, h_prev, w_hh, weights, flags, gates)
-        self.details = {"cell": "LSTM variant", "steps": 1, "gates": tuple(GATE_SCOPES[k] for k in gates)}
+        _forward_step(xp, buffer, h_prev, c_prev, w_full.T, weights, flags, h, c)
+        self.saved = (buffer, h_prev, c_prev, c, w_full, weights, flags, gates)
         return h, c
 
-    def _peephole_weights(self, peepholes, gates: str, hidden: int, like) -> list:
-        """w_ci, w_cf, w_co, zero for a gate without a peephole weight."""
-        given = dict(zip(peephole_gates(gates), peepholes, strict=False))
-        return [given.get(k, self.xp.zeros(hidden, dtype=like.dtype)) for k in "ifo"]
-
     def backward(self, gh, gc):
-        buffer, c_prev, c, h_prev, w_hh, weights, flags, gates = self.saved
-        xp, needs = self.xp, self.needs_grad
-        hidden = c.shape[1]
+        buffer, h_prev, c_prev, c, w_full, weights, flags, gates = self.saved
+        xp = self.xp
         gh = xp.zeros_like(c) if gh is None else gh  # an output that got no gradient contributes zeros
         gc = xp.zeros_like(c) if gc is None else gc
-        dbuffer, dc_prev = xp.empty_like(buffer), xp.empty_like(c)
-        views, dviews = _views(buffer, hidden), _views(dbuffer, hidden)
-        VARIANT_BACKWARD(xp, *views.values(), c_prev, c, gh, gc, *weights, *flags, *dviews.values(), dc_prev)
-        dpre = xp.concatenate([dviews[k] for k in gates], axis=1)
-        peephole_inputs = {"i": c_prev, "f": c_prev, "o": c}  # what each peephole weight multiplies
-        dpeepholes = [(dviews[k] * peephole_inputs[k]).sum(axis=0) if needs[4 + n] else None
-                      for n, k in enumerate(peephole_gates(gates)[: len(needs) - 4])]
-        return (
-            dpre if needs[0] else None,
-            xp.dot(dpre, w_hh) if needs[1] else None,
-            dc_prev if needs[2] else None,
-            xp.dot(dpre.T, h_prev) if needs[3] else None,
-            *dpeepholes,
-        )
+        dgates, dc_prev = xp.empty_like(buffer), xp.empty_like(c)
+        _backward_step(xp, buffer, c_prev, c, gh, gc, weights, flags, dgates, dc_prev)
+        dh_prev = xp.dot(dgates, w_full) if self.needs_grad[1] else None
+        return self._input_grads(dgates, dh_prev, dc_prev, h_prev, c_prev, c, gates)
 
 
-def _views(buffer, hidden: int) -> dict:
-    return {k: buffer[:, n * hidden : (n + 1) * hidden] for n, k in enumerate("ifgo")}
+class FusedVariantLayer(_VariantNode):
+    """A whole sequence of variant steps (inputs xw (T, B, nH), h0, c0 (B, H), w_hh (nH, H), peepholes; outputs
+    hs (T, B, H) and c_T) as one node: `FusedVariantCell`'s steps looped inside, as the plain `FusedLSTMLayer`."""
+
+    def forward(self, xw, h0, c0, w_hh, *peepholes, gates="ifgo", coupled=False, squash=True):
+        xp = self.xp
+        buffers, w_full, weights, flags = self._prepare(xw, w_hh, c0, peepholes, gates, coupled, squash)
+        hs = xp.empty((xw.shape[0] + 1,) + h0.shape, dtype=h0.dtype)  # hs[t + 1] is the output of step t
+        cs = xp.empty_like(hs)
+        hs[0], cs[0] = h0, c0
+        w_full_t = xp.ascontiguousarray(w_full.T)
+        for t in range(xw.shape[0]):
+            _forward_step(xp, buffers[t], hs[t], cs[t], w_full_t, weights, flags, hs[t + 1], cs[t + 1])
+        self.saved = (buffers, hs, cs, w_full, weights, flags, gates)
+        return hs[1:], cs[-1]
+
+    def backward(self, g_hs, g_c):
+        buffers, hs, cs, w_full, weights, flags, gates = self.saved
+        xp = self.xp
+        dgates = xp.empty_like(buffers)
+        dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
+        dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (its buffer is reused)
+        dc_prev = xp.empty_like(dc)
+        for t in reversed(range(buffers.shape[0])):
+            if g_hs is not None:
+                dh += g_hs[t]  # plus what the output hs[t] gets from the loss
+            _backward_step(xp, buffers[t], cs[t], cs[t + 1], dh, dc, weights, flags, dgates[t], dc_prev)
+            dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
+            dh = xp.dot(dgates[t], w_full)
+        return self._input_grads(dgates, dh, dc, hs[:-1], cs[:-1], cs[1:], gates)
 
 
 def fused_variant_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *peepholes: Tensor,
@@ -217,24 +291,43 @@ def fused_variant_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor,
     weights of the gates in `peephole_gates(gates)`, or none. coupled: the input gate is 1 - f.
     squash=False drops the output activation: h = o * c.
     """
+    _check("fused_variant_cell", xw, h_prev, c_prev, w_hh, peepholes, gates, coupled, xw_ndim=2)
+    return apply(FusedVariantCell, xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled,
+                 squash=squash)
+
+
+def fused_variant_layer(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *peepholes: Tensor, gates: str = "ifgo",
+                        coupled: bool = False, squash: bool = True) -> tuple[Tensor, Tensor]:
+    """A whole layer of an LSTM variant over a sequence as one node: returns (hs, c_T) as `nn.fused_lstm`.
+
+    xw: (T, B, nH), every step's input projection; h0, c0: (B, H); w_hh: (nH, H); the rest as
+    `fused_variant_cell`. The same values and gradients as T fused cells, without their per-step cost.
+    """
+    _check("fused_variant_layer", xw, h0, c0, w_hh, peepholes, gates, coupled, xw_ndim=3)
+    if h0.shape != c0.shape:
+        raise ValueError(f"fused_variant_layer: h0 has shape {h0.shape} but c0 {c0.shape}; h feeds back "
+                         "unprojected here (project step by step with fused_variant_cell)")
+    return apply(FusedVariantLayer, xw, h0, c0, w_hh, *peepholes, gates=gates, coupled=coupled, squash=squash)
+
+
+def _check(who: str, xw, h, c, w_hh, peepholes, gates: str, coupled: bool, xw_ndim: int) -> None:
+    """Types, shapes and dtypes, each error naming the tensor, its shape and the one expected."""
     check_variant(gates, coupled)
-    tensors = {"xw": xw, "h_prev": h_prev, "c_prev": c_prev, "w_hh": w_hh,
+    tensors = {"xw": xw, "h": h, "c": c, "w_hh": w_hh,
                **{f"w_c{k}": w for k, w in zip(peephole_gates(gates), peepholes, strict=False)}}
     for name, t in tensors.items():
         if not isinstance(t, Tensor):
-            raise TypeError(f"fused_variant_cell: {name} must be a Tensor, got {type(t).__name__}")
+            raise TypeError(f"{who}: {name} must be a Tensor, got {type(t).__name__}")
     if peepholes and len(peepholes) != len(peephole_gates(gates)):
-        raise ValueError(f"fused_variant_cell: gates {gates!r} take {len(peephole_gates(gates))} peephole "
-                         f"weights (or none), got {len(peepholes)}")
-    if c_prev.ndim != 2:
-        raise ValueError(f"fused_variant_cell: c_prev must be (B, H), got shape {c_prev.shape}")
-    batch, hidden = c_prev.shape
-    expected = {"xw": (batch, len(gates) * hidden), "h_prev": (batch, h_prev.shape[-1]), "c_prev": (batch, hidden),
-                "w_hh": (len(gates) * hidden, h_prev.shape[-1]), **{f"w_c{k}": (hidden,) for k in "ifo"}}
+        raise ValueError(f"{who}: gates {gates!r} take {len(peephole_gates(gates))} peephole weights (or none), "
+                         f"got {len(peepholes)}")
+    if c.ndim != 2 or h.ndim != 2:
+        raise ValueError(f"{who}: the states must be (B, H), got shapes {h.shape} and {c.shape}")
+    (batch, hidden), rows = c.shape, len(gates) * c.shape[1]
+    expected = {"xw": (xw.shape[0], batch, rows) if xw_ndim == 3 else (batch, rows), "h": (batch, h.shape[1]),
+                "c": (batch, hidden), "w_hh": (rows, h.shape[1]), **{f"w_c{k}": (hidden,) for k in "ifo"}}
     for name, t in tensors.items():
-        if t.shape != expected[name] or t.dtype != c_prev.dtype:
-            raise ValueError(f"fused_variant_cell: {name} has shape {t.shape} and dtype {t.dtype}, expected "
-                             f"{expected[name]} and {c_prev.dtype} (B, H = {batch}, {hidden} from c_prev; "
-                             f"{len(gates)} gates {gates!r})")
-    return apply(FusedVariantCell, xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled,
-                 squash=squash)
+        if t.ndim != len(expected[name]) or t.shape != expected[name] or t.dtype != c.dtype:
+            raise ValueError(f"{who}: {name} has shape {t.shape} and dtype {t.dtype}, expected {expected[name]} "
+                             f"and {c.dtype} (B, H = {batch}, {hidden} from the cell state; {len(gates)} gates "
+                             f"{gates!r})")

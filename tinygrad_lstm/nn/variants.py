@@ -15,8 +15,9 @@ rows f, g, o); peephole weights are vectors weight_ci, weight_cf, weight_co (H,)
 The GRU, the other common relative, is `nn.GRU`.
 
 Composed (fused=False), each gate is a name scope as in `nn.LSTMCell` (a missing gate has none; the
-coupled input gate is its `1 - f`), so `tinygrad-lstm graph` draws the difference. Fused, one step is
-one node (`nn.variant_math.fused_variant_cell`) with the same values and gradients.
+coupled input gate is its `1 - f`), so `tinygrad-lstm graph` draws the difference. Fused, a cell step
+is one node (`nn.variant_math.fused_variant_cell`) and a layer one node (`fused_variant_layer`; one per
+step when projected or packed), with the same values and gradients.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .rnn import (
     _unbatched,
     _uniform,
 )
-from .variant_math import check_variant, fused_variant_cell, peephole_gates
+from .variant_math import check_variant, fused_variant_cell, fused_variant_layer, peephole_gates
 
 VARIANTS: dict[str, dict] = {
     "vanilla": {"gates": "ifgo"},
@@ -158,7 +159,8 @@ class LSTMVariant(LSTM):
     """A sequence layer of one LSTM variant, with every nn.LSTM option (layers, bidirectional, dropout,
     proj_size, packed sequences). Parameters as nn.LSTM's plus weight_ci_l0, ... with peepholes.
 
-    fused=True (the default) runs one fused variant node per step; fused=False composes every step.
+    fused=True (the default) runs the layer as one fused variant node (one per step when projected or
+    packed with unequal lengths); fused=False composes every step.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
@@ -191,12 +193,20 @@ class LSTMVariant(LSTM):
         return step(x, *state, *weights, **_step_options(self))
 
     def _layer(self, weights, rows, state, batch_sizes):
-        """Step by step (the whole-layer node is the plain LSTM's); fused, every step's input projection first."""
+        """Fused: one node for the layer (`fused_variant_layer`), or, projected or packed, one per step."""
         if not self.fused:
             return _Recurrent._layer(self, weights, rows, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh, *rest = weights
-        xw = _projection(rows, w_ih, b_ih, b_hh)  # one matmul; the steps get w_ih None: their x is projected
-        return _Recurrent._layer(self, (None, w_hh, None, None, *rest), xw, state, batch_sizes)
+        xw = _projection(rows, w_ih, b_ih, b_hh)  # every step's input projection in one matmul
+        if self.proj_size or len(set(batch_sizes)) != 1:  # the steps get w_ih None: their x is projected
+            return _Recurrent._layer(self, (None, w_hh, None, None, *rest), xw, state, batch_sizes)
+        h0, c0 = state
+        c0.tag("highway")
+        hs, c = fused_variant_layer(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, c0, w_hh, *rest,
+                                    **_step_options(self))
+        c.tag("highway")
+        hs.name, c.name = "hs", "c"
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1], c)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + _variant_repr(self)
