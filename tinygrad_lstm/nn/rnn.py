@@ -355,33 +355,10 @@ class _Recurrent(Module):
         PackedSequence for a packed input; h_n (D * num_layers, batch, H_out); D = 2 if bidirectional,
         H_out = proj_size or hidden_size. Unbatched inputs give unbatched results.
         """
-        who = type(self).__name__
         packed = isinstance(x, PackedSequence)
-        data = x.data if packed else x
-        _check_tensor(who, "PackedSequence data" if packed else "input", data, self.weight_ih_l0)
-        if packed:
-            if data.ndim != 2 or data.shape[1] != self.input_size:
-                raise ValueError(f"{who}: a PackedSequence's data must be (sum(lengths), input_size "
-                                 f"{self.input_size}), got shape {data.shape}")
-            batch_sizes = packed_batch_sizes(x)
-            steps, batch, batched, rows = len(batch_sizes), batch_sizes[0], True, data
-        else:
-            layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
-            _check_features(who, x, self.input_size, (2, 3), layout)
-            batched = x.ndim == 3
-            if not batched:
-                steps, batch, rows = x.shape[0], 1, x
-            elif self.batch_first:
-                batch, steps = x.shape[:2]
-                rows = x.permute(1, 0, 2).reshape(steps * batch, x.shape[2])
-            else:
-                steps, batch = x.shape[:2]
-                rows = x.reshape(steps * batch, x.shape[2])
-            batch_sizes = [batch] * steps
-        # rows is time-major, (sum(batch_sizes), features): step t is the next batch_sizes[t] rows
-        if steps == 0:
-            raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
-        states = self._initial_states(hx, batch, batched, data, x.sorted_indices if packed else None)
+        rows, batch_sizes, batched = self._time_major_rows(x)
+        steps, batch = len(batch_sizes), batch_sizes[0]
+        states = self._initial_states(hx, batch, batched, rows, x.sorted_indices if packed else None)
         finals = []
         for k in range(self.num_layers):
             with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
@@ -410,6 +387,29 @@ class _Recurrent(Module):
                 s = s[:, x.unsorted_indices]
             last.append(s if batched else s.reshape(s.shape[0], s.shape[2]))
         return output, self._pack(last)
+
+    def _time_major_rows(self, x) -> tuple[Tensor, list[int], bool]:
+        """Check the input; return its rows time-major (step t is the next batch_sizes[t] rows), the batch
+        sizes, and whether it had a batch axis."""
+        who = type(self).__name__
+        if isinstance(x, PackedSequence):
+            _check_tensor(who, "PackedSequence data", x.data, self.weight_ih_l0)
+            if x.data.ndim != 2 or x.data.shape[1] != self.input_size:
+                raise ValueError(f"{who}: a PackedSequence's data must be (sum(lengths), input_size "
+                                 f"{self.input_size}), got shape {x.data.shape}")
+            return x.data, packed_batch_sizes(x), True
+        _check_tensor(who, "input", x, self.weight_ih_l0)
+        layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
+        _check_features(who, x, self.input_size, (2, 3), layout)
+        if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
+            raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
+        if x.ndim == 2:
+            return x, [1] * x.shape[0], False
+        if self.batch_first:
+            batch, steps = x.shape[:2]
+            return x.permute(1, 0, 2).reshape(steps * batch, x.shape[2]), [batch] * steps, True
+        steps, batch = x.shape[:2]
+        return x.reshape(steps * batch, x.shape[2]), [batch] * steps, True
 
     def _pack(self, last: list[Tensor]):
         return last[0]
