@@ -131,7 +131,7 @@ class LSTMVariantCell(_Cell):
         self.__dict__["config"] = variant_config(type(self).__name__, variant, peephole)
         super().__init__(input_size, hidden_size, bias, dtype=dtype, device=device)
         self.variant, self.fused = variant, fused
-        for k in peephole_gates(self.config["gates"]) if self.config["peephole"] else ():
+        for k in _peepholes(self):
             setattr(self, f"weight_c{k}", _uniform((hidden_size,), 1 / math.sqrt(hidden_size), dtype, device))
 
     @property
@@ -139,8 +139,7 @@ class LSTMVariantCell(_Cell):
         return len(self.config["gates"])
 
     def _weights(self) -> tuple:
-        peepholes = peephole_gates(self.config["gates"]) if self.config["peephole"] else ""
-        return (*super()._weights(), *(getattr(self, f"weight_c{k}") for k in peepholes))
+        return (*super()._weights(), *(getattr(self, f"weight_c{k}") for k in _peepholes(self)))
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         x, batched = self._batched(x)
@@ -179,14 +178,12 @@ class LSTMVariant(LSTM):
 
     def _make_parameters(self, name, columns, bound, dtype, device):
         super()._make_parameters(name, columns, bound, dtype, device)
-        for k in peephole_gates(self.config["gates"]) if self.config["peephole"] else ():
+        for k in _peepholes(self):
             setattr(self, f"weight_c{k}{name}", _uniform((self.hidden_size,), bound, dtype, device))
 
     @property
     def _extra_weights(self):
-        peepholes = tuple(f"weight_c{k}" for k in peephole_gates(self.config["gates"])) if self.config["peephole"] \
-            else ()
-        return (*peepholes, *super()._extra_weights)
+        return (*(f"weight_c{k}" for k in _peepholes(self)), *super()._extra_weights)
 
     def _cell(self, x, state, weights):
         step = fused_variant_step if self.fused else variant_lstm_step
@@ -210,6 +207,11 @@ class LSTMVariant(LSTM):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + _variant_repr(self)
+
+
+def _peepholes(module: Module) -> str:
+    """The gates with a peephole weight (weight_ci, weight_cf, weight_co), none without peepholes."""
+    return peephole_gates(module.config["gates"]) if module.config["peephole"] else ""
 
 
 def _step_options(module: Module) -> dict:
