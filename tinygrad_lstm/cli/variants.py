@@ -236,6 +236,8 @@ def plot_variants(tables: dict[str, dict[str, list[float]]], path: str) -> str:
         if task == "adding":
             ax.axhline(ADDING_BASELINE_MSE, ls="--", color="grey", label=f"guess the mean ({ADDING_BASELINE_MSE:.3f})")
             ax.legend(loc="upper left")
+        else:  # bits per character differ in the first decimal: start the axis near the lowest run
+            ax.set_ylim(bottom=0.9 * min(min(values) for values in errors.values()))
         ax.set_xticks(range(len(names)), names, rotation=30)
         ax.set(ylabel=f"final {ERROR_NAMES[task]}", title=TITLES[task])
     fig.suptitle("LSTM variants: mean +- spread over seeds (dots: single runs)")
