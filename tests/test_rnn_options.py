@@ -303,3 +303,17 @@ def test_unbatched_bidirectional_input_matches_torch(device, torch, kind):
     state = tuple(p for p, _ in pairs) if proj else pairs[0][0]
     torch_state = tuple(t for _, t in pairs) if proj else pairs[0][1]
     _compare(torch, ours(x, state), theirs(tx, torch_state), [(x, tx), *pairs], ours, theirs, rng, device)
+
+
+def test_readme_example_of_the_options():
+    """The README's example, as written there: shapes of the packed output, h_n, c_n and the padded output."""
+    from tinygrad_lstm.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    lstm = nn.LSTM(3, 8, num_layers=2, bidirectional=True, dropout=0.2, proj_size=4)
+    assert "weight_hr_l0_reverse" in lstm.state_dict()
+    packed = pack_padded_sequence(tl.randn(7, 3, 3), lengths=[5, 7, 2], enforce_sorted=False)
+    out, (h_n, c_n) = lstm(packed)
+    padded, lengths = pad_packed_sequence(out)
+    assert out.data.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
+    assert padded.shape == (7, 3, 8) and lengths.tolist() == [5, 7, 2]
+    assert np.all(padded.numpy()[2:, 2] == 0) and np.all(padded.numpy()[5:, 0] == 0)

@@ -8,6 +8,7 @@ import pytest
 from tinygrad_lstm.cli import main
 from tinygrad_lstm.cli.variants import DESCRIPTIONS, MODEL_KINDS, verdict
 from tinygrad_lstm.experiments import RECURRENT_LAYERS
+from tinygrad_lstm.tasks import ADDING_BASELINE_MSE
 
 
 def test_quick_run_prints_both_tables_and_writes_plot_and_results(tmp_path, capsys):
@@ -61,3 +62,14 @@ def test_help(capsys):
         main(["variants", "--help"])
     assert exit_info.value.code == 0
     assert "Greff" in capsys.readouterr().out
+
+
+def test_without_an_input_gate_the_adding_problem_fails(tmp_path):
+    """The README's verdict at a fast setting (T = 20, 400 steps, hidden 16, one seed; docs/results.md): the plain
+    LSTM solves the adding problem, the LSTM without an input gate stays at the guess-the-mean error."""
+    argv = ["variants", "--variants", "vanilla", "nig", "--tasks", "adding", "--delay", "20", "--adding-steps", "400",
+            "--hidden-size", "16", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path), "--quiet", "--device", "cpu"]
+    assert main(argv) == 0
+    errors = json.loads((tmp_path / "results.json").read_text())["errors"]["adding"]
+    assert errors["vanilla"][0] < 0.1 * ADDING_BASELINE_MSE
+    assert errors["nig"][0] > 0.5 * ADDING_BASELINE_MSE
