@@ -7,7 +7,7 @@ import pytest
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
 from tinygrad_lstm.nn.utils import rnn as rnn_utils
-from tinygrad_lstm.nn.variant_math import fused_variant_cell
+from tinygrad_lstm.nn.variant_math import VARIANT_BACKWARD, VARIANT_FORWARD, fused_variant_cell
 from tinygrad_lstm.nn.variants import VARIANTS
 
 INPUT, HIDDEN, BATCH, STEPS = 3, 4, 2, 5
@@ -210,3 +210,34 @@ def test_bad_variants_are_named():
         fused_variant_cell(xw, h, c, w_hh, tl.zeros(HIDDEN), gates="fgo")
     with pytest.raises(ValueError, match=r"input has 4 features"):
         nn.LSTMVariant(INPUT, HIDDEN, variant="nog")(tl.zeros(STEPS, BATCH, 4))
+
+
+@pytest.mark.parametrize("kernel", [VARIANT_FORWARD, VARIANT_BACKWARD], ids=lambda k: k.name)
+def test_cuda_kernel_source_compiles_as_cpp(kernel, tmp_path):
+    """Without a GPU: the kernel's parameters avoid the names CuPy reserves (it refuses `i`, the element index) and
+    C++ keywords, and its body compiles as C++ for float and double, with its parameters declared as CuPy does."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+
+    def params(spec: str, const: bool) -> list[str]:
+        declared = []
+        for param in spec.split(","):
+            kind, name = param.split()
+            assert name not in {"i", "do", "int", "float", "double"} and not name.startswith("_"), name
+            ctype = "T" if kind == "T" else {"int32": "int"}[kind]
+            declared.append(f"{'const ' if const else ''}{ctype} {'&' if kind == 'T' else ''}{name}")
+        return declared
+
+    signature = ", ".join(params(kernel.in_params, True) + params(kernel.out_params, False))
+    source = tmp_path / "kernel.cpp"
+    source.write_text(f"#include <cmath>\nusing std::tanh;\n#define __device__\n{kernel.preamble}\n"
+                      f"template <typename T> void body({signature}) {{\n{kernel.operation}\n}}\n"
+                      f"template void body<float>({signature.replace('T ', 'float ')});\n"
+                      f"template void body<double>({signature.replace('T ', 'double ')});\n")
+    result = subprocess.run([compiler, "-std=c++14", "-fsyntax-only", "-Wall", "-Werror", str(source)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

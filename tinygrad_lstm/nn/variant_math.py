@@ -107,16 +107,17 @@ _CUDA_PREAMBLE = """
 template <typename T> __device__ T variant_sigmoid(T z) { return (T)0.5 * tanh((T)0.5 * z) + (T)0.5; }
 """
 _FLAGS = "int32 has_input, int32 has_forget, int32 has_output, int32 coupled, int32 squash"
+# CuPy's elementwise kernels reserve `i` (the element index), so the kernels call the input gate `i_`.
 
 VARIANT_FORWARD = ElementwiseKernel(
     name="tinygrad_lstm_variant_step_forward",
     in_params=f"T c_prev, T w_ci, T w_cf, T w_co, {_FLAGS}",
-    out_params="T i, T f, T g, T o, T c, T h",
+    out_params="T i_, T f, T g, T o, T c, T h",
     operation="""
     f = has_forget ? variant_sigmoid(f + w_cf * c_prev) : (T)1;
-    i = has_input ? variant_sigmoid(i + w_ci * c_prev) : (coupled ? (T)1 - f : (T)1);
+    i_ = has_input ? variant_sigmoid(i_ + w_ci * c_prev) : (coupled ? (T)1 - f : (T)1);
     g = tanh(g);
-    c = f * c_prev + i * g;
+    c = f * c_prev + i_ * g;
     o = has_output ? variant_sigmoid(o + w_co * c) : (T)1;
     h = o * (squash ? tanh(c) : c);
     """,
@@ -127,14 +128,14 @@ VARIANT_FORWARD = ElementwiseKernel(
 # `do` is a C++ keyword, so the kernel calls that gradient `do_`.
 VARIANT_BACKWARD = ElementwiseKernel(
     name="tinygrad_lstm_variant_step_backward",
-    in_params=f"T i, T f, T g, T o, T c_prev, T c, T gh, T gc, T w_ci, T w_cf, T w_co, {_FLAGS}",
+    in_params=f"T i_, T f, T g, T o, T c_prev, T c, T gh, T gc, T w_ci, T w_cf, T w_co, {_FLAGS}",
     out_params="T di, T df, T dg, T do_, T dc_prev",
     operation="""
     const T tanh_c = squash ? tanh(c) : c;
     do_ = has_output ? gh * tanh_c * o * ((T)1 - o) : (T)0;
     const T dc = gc + gh * o * (squash ? (T)1 - tanh_c * tanh_c : (T)1) + do_ * w_co;
-    dg = dc * i * ((T)1 - g * g);
-    di = has_input ? dc * g * i * ((T)1 - i) : (T)0;
+    dg = dc * i_ * ((T)1 - g * g);
+    di = has_input ? dc * g * i_ * ((T)1 - i_) : (T)0;
     df = has_forget ? (dc * c_prev - (coupled ? dc * g : (T)0)) * f * ((T)1 - f) : (T)0;
     dc_prev = dc * f + di * w_ci + df * w_cf;
     """,
