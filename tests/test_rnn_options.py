@@ -179,9 +179,9 @@ def test_dropout_acts_between_layers_in_training_only(device):
 def test_gradcheck_through_dropout_projection_and_packing(device):
     """Every option at once, fused, against central differences (the dropout mask re-seeded for each run)."""
     rng = np.random.default_rng(9)
-    layer = nn.LSTM(INPUT, 3, num_layers=2, dropout=0.4, bidirectional=True, proj_size=2, fused=True,
+    layer = nn.LSTM(2, 2, num_layers=2, dropout=0.4, bidirectional=True, proj_size=1, fused=True,
                     dtype=np.float64, device=device)
-    x = tl.Tensor(rng.standard_normal((4, 3, INPUT)), device=device, requires_grad=True)
+    x = tl.Tensor(rng.standard_normal((4, 3, 2)), device=device, requires_grad=True)
 
     def run(x, *parameters):  # gradcheck nudges the parameters' data in place
         tl.manual_seed(1)

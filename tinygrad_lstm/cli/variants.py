@@ -6,6 +6,7 @@ the final error, mean +- spread over the seeds, beside the plain LSTM."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import json
@@ -114,9 +115,10 @@ def run_jobs(jobs: list[Job], workers: int, quiet: bool = False) -> dict[tuple[s
     results: dict[tuple[str, str], dict[int, float]] = {}
     with progress(sum(job.steps for job in jobs), f"{len(jobs)} runs on {workers} process(es)", quiet) as bar:
         if workers == 1:
-            for job in jobs:
-                bar.set_description(f"{job.variant} {job.task} seed {job.seed}")
-                results.setdefault((job.task, job.variant), {})[job.seed] = train_job(job, bar.update)
+            with _one_blas_thread():
+                for job in jobs:
+                    bar.set_description(f"{job.variant} {job.task} seed {job.seed}")
+                    results.setdefault((job.task, job.variant), {})[job.seed] = train_job(job, bar.update)
         else:
             with multiprocessing.Manager() as manager:
                 ticks = manager.Queue()
@@ -137,11 +139,16 @@ def _init_worker(ticks) -> None:
     """One BLAS thread per process (the processes are the parallelism), and the queue to report steps on."""
     global _TICKS
     _TICKS = ticks
+    _one_blas_thread()
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread (the matrices are small; threads only compete); undone when used as a context."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it BLAS may oversubscribe the cores, which is only slower
-        return
-    threadpool_limits(1)
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
 
 
 def _train_in_worker(job: Job) -> float:
