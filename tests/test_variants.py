@@ -241,3 +241,15 @@ def test_cuda_kernel_source_compiles_as_cpp(kernel, tmp_path):
     result = subprocess.run([compiler, "-std=c++14", "-fsyntax-only", "-Wall", "-Werror", str(source)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_renderer_draws_each_variant_with_its_gates():
+    """Composed variant cells draw as the LSTM does: one box per gate kept, the cell state on the highway."""
+    from tinygrad_lstm import viz
+
+    for variant, missing in (("nfg", "forget gate"), ("nig", "input gate"), ("cifg", None)):
+        h, c = nn.LSTMVariantCell(INPUT, HIDDEN, variant=variant)(tl.randn(BATCH, INPUT))
+        source = viz.draw_graph(h, c).source
+        for scope in ("input gate", "forget gate", "candidate", "cell state", "output gate"):
+            assert (f'"cluster_step 1/{scope}"' in source) == (scope != missing), (variant, scope)
+        assert "highway" in c.tags
