@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
@@ -317,3 +319,21 @@ def test_readme_example_of_the_options():
     assert out.data.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
     assert padded.shape == (7, 3, 8) and lengths.tolist() == [5, 7, 2]
     assert np.all(padded.numpy()[2:, 2] == 0) and np.all(padded.numpy()[5:, 0] == 0)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lengths=st.lists(st.integers(1, 5), min_size=1, max_size=4), bidirectional=st.booleans(),
+       batch_first=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_packed_batches_match_torch(torch, lengths, bidirectional, batch_first, seed):
+    """Random batches of unequal lengths through packing, a GRU layer and unpacking: values and input gradients."""
+    rng = np.random.default_rng(seed)
+    ours, theirs = _modules(torch, "gru", "cpu", bidirectional=bidirectional)
+    steps = max(lengths)
+    data = rng.standard_normal((len(lengths), steps, INPUT) if batch_first else (steps, len(lengths), INPUT))
+    x, tx = _leaf(torch, data, "cpu")
+    output, h_n = ours(rnn_utils.pack_padded_sequence(x, lengths, batch_first, enforce_sorted=False))
+    t_output, t_h_n = theirs(torch.nn.utils.rnn.pack_padded_sequence(tx, torch.tensor(lengths), batch_first,
+                                                                      enforce_sorted=False))
+    padded, _ = rnn_utils.pad_packed_sequence(output, batch_first)
+    t_padded, _ = torch.nn.utils.rnn.pad_packed_sequence(t_output, batch_first)
+    _compare(torch, (padded, h_n), (t_padded, t_h_n), [(x, tx)], ours, theirs, rng, "cpu")
