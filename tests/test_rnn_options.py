@@ -52,7 +52,7 @@ def _states(torch, kind, layers, batch, device, rng, proj=0):
 
 def _flat(result):
     output, state = result
-    output = output.data if isinstance(output, tuple) else output
+    output = output.array if isinstance(output, tuple) else output
     return [output, *(state if isinstance(state, tuple) else (state,))]
 
 
@@ -188,7 +188,7 @@ def test_gradcheck_through_dropout_projection_and_packing(device):
     def run(x, *parameters):  # gradcheck nudges the parameters' data in place
         tl.manual_seed(1)
         output, (h, c) = layer(rnn_utils.pack_padded_sequence(x, [2, 4, 1], enforce_sorted=False))
-        return output.data, h, c
+        return output.array, h, c
 
     assert tl.gradcheck(run, [x, *layer.parameters()])
 
@@ -205,7 +205,7 @@ def test_packing_helpers_match_torch(device, torch):
                                                                       padding_side=side).detach().numpy())
     packed = rnn_utils.pack_sequence(ours, enforce_sorted=False)
     torch_packed = torch.nn.utils.rnn.pack_sequence(theirs, enforce_sorted=False)
-    np.testing.assert_array_equal(packed.data.numpy(), torch_packed.data.detach().numpy())
+    np.testing.assert_array_equal(packed.array.numpy(), torch_packed.array.detach().numpy())
     assert packed.batch_sizes.tolist() == torch_packed.batch_sizes.tolist()
     assert packed.sorted_indices.tolist() == torch_packed.sorted_indices.tolist()
     padded, lengths = rnn_utils.pad_packed_sequence(packed, padding_value=7.0, total_length=8)
@@ -316,7 +316,7 @@ def test_readme_example_of_the_options():
     packed = pack_padded_sequence(tl.randn(7, 3, 3), lengths=[5, 7, 2], enforce_sorted=False)
     out, (h_n, c_n) = lstm(packed)
     padded, lengths = pad_packed_sequence(out)
-    assert out.data.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
+    assert out.array.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
     assert padded.shape == (7, 3, 8) and lengths.tolist() == [5, 7, 2]
     assert np.all(padded.numpy()[2:, 2] == 0) and np.all(padded.numpy()[5:, 0] == 0)
 

@@ -106,7 +106,7 @@ def test_fused_layer_equals_composed_in_values_and_every_gradient(device, varian
         h0, c0 = (tl.Tensor(s, device=device, requires_grad=True) for s in states)
         inputs = rnn_utils.pack_padded_sequence(x, [2, 5, 2], enforce_sorted=False) if packed else x
         output, (h, c) = layer(inputs, (h0, c0))
-        output = output.data if packed else output.reshape(rows, 2 * HIDDEN)
+        output = output.array if packed else output.reshape(rows, 2 * HIDDEN)
         total = sum((o * tl.Tensor(u, device=device)).sum() for o, u in zip((output, h, c), upstream, strict=True))
         total.backward()
         results.append([output, h, c, x.grad, h0.grad, c0.grad, *(p.grad for p in layer.parameters())])

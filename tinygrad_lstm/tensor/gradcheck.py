@@ -32,7 +32,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
     for i in checked:
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck needs float64 tensors: input {i} is {inputs[i].dtype} (use .double())")
-        inputs[i].data = inputs[i].data.copy()  # a private, writable, contiguous array to nudge
+        inputs[i].array = inputs[i].array.copy()  # a private, writable, contiguous array to nudge
         inputs[i].grad = None
     rng = np.random.default_rng(seed)
 
@@ -50,13 +50,13 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
 
     def weighted_sum() -> float:
         results = _outputs(fn(*inputs))
-        return sum(float((to_numpy(o.data) * u).sum()) for o, u in zip(results, upstream, strict=True))
+        return sum(float((to_numpy(o.array) * u).sum()) for o, u in zip(results, upstream, strict=True))
 
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1)
+        flat = t.array.reshape(-1)
         with no_grad():
             for k in range(flat.size):
                 original = flat[k].item()
