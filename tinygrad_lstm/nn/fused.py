@@ -103,7 +103,7 @@ class FusedLSTMLayer(Function):
             dgates if needs[0] else None,
             dh if needs[1] else None,
             dc if needs[2] else None,
-            xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None,
+            xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hs.shape[-1])) if needs[3] else None,
         )
 
 
