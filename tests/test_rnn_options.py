@@ -33,7 +33,7 @@ def _modules(torch, kind, device, **options):
     ours.load_state_dict(state)
     assert list(ours.state_dict()) == list(theirs.state_dict())  # PyTorch's names, in PyTorch's order
     back = getattr(torch.nn, base.upper())(INPUT, HIDDEN, **{k: v for k, v in options.items() if k != "fused"})
-    back.double().load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    back.double().load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in ours.state_dict().items()})
     return ours, theirs
 
 
@@ -52,7 +52,7 @@ def _states(torch, kind, layers, batch, device, rng, proj=0):
 
 def _flat(result):
     output, state = result
-    output = output.array if isinstance(output, tuple) else output
+    output = output.data if isinstance(output, tuple) else output
     return [output, *(state if isinstance(state, tuple) else (state,))]
 
 
@@ -62,7 +62,7 @@ def _compare(torch, ours_result, torch_result, leaves, ours, theirs, rng, device
     ours_total, torch_total = 0, 0
     for o, t in zip(ours_outs, torch_outs, strict=True):
         assert o.shape == tuple(t.shape)
-        np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=0, atol=TOL)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=0, atol=TOL)
         u = rng.standard_normal(o.shape)
         ours_total = ours_total + (o * tl.Tensor(u, device=device)).sum()
         torch_total = torch_total + (t * torch.tensor(u)).sum()
@@ -122,7 +122,7 @@ def test_packed_sequences_match_torch(device, torch, kind, bidirectional, proj, 
     assert isinstance(ours_result[0], rnn_utils.PackedSequence)
     padded, out_lengths = rnn_utils.pad_packed_sequence(ours_result[0], batch_first=True)
     torch_padded, _ = torch.nn.utils.rnn.pad_packed_sequence(torch_result[0], batch_first=True)
-    np.testing.assert_allclose(padded.numpy(), torch_padded.detach().numpy(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(padded.detach().numpy(), torch_padded.detach().numpy(), rtol=0, atol=TOL)
     assert out_lengths.tolist() == lengths
     _compare(torch, ours_result, torch_result, [(x, tx), *pairs], ours, theirs, rng, device)
 
@@ -140,7 +140,7 @@ def test_h_n_is_the_state_at_each_sequence_own_last_step(device, kind):
     _, alone = layer(tl.Tensor(x[:2, 1], device=device))
     h_n = state[0] if isinstance(state, tuple) else state
     alone = alone[0] if isinstance(alone, tuple) else alone
-    np.testing.assert_allclose(h_n.numpy()[:, 1], alone.numpy(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(h_n.detach().numpy()[:, 1], alone.detach().numpy(), rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -171,11 +171,11 @@ def test_dropout_acts_between_layers_in_training_only(device):
     output, _ = stacked(x)
     tl.manual_seed(11)
     expected, _ = second(F.dropout(first(x)[0], 0.5))
-    np.testing.assert_allclose(output.numpy(), expected.numpy(), rtol=0, atol=TOL)
+    np.testing.assert_allclose(output.detach().numpy(), expected.detach().numpy(), rtol=0, atol=TOL)
     stacked.eval()
     evaluated, _ = stacked(x)
-    np.testing.assert_allclose(evaluated.numpy(), second(first(x)[0])[0].numpy(), rtol=0, atol=TOL)
-    assert not np.allclose(evaluated.numpy(), output.numpy())
+    np.testing.assert_allclose(evaluated.detach().numpy(), second(first(x)[0])[0].detach().numpy(), rtol=0, atol=TOL)
+    assert not np.allclose(evaluated.detach().numpy(), output.detach().numpy())
 
 
 def test_gradcheck_through_dropout_projection_and_packing(device):
@@ -188,7 +188,7 @@ def test_gradcheck_through_dropout_projection_and_packing(device):
     def run(x, *parameters):  # gradcheck nudges the parameters' data in place
         tl.manual_seed(1)
         output, (h, c) = layer(rnn_utils.pack_padded_sequence(x, [2, 4, 1], enforce_sorted=False))
-        return output.array, h, c
+        return output.data, h, c
 
     assert tl.gradcheck(run, [x, *layer.parameters()])
 
@@ -200,18 +200,18 @@ def test_packing_helpers_match_torch(device, torch):
     theirs = [torch.tensor(s, requires_grad=True) for s in sequences]
     for side in ("right", "left"):
         np.testing.assert_array_equal(rnn_utils.pad_sequence(ours, batch_first=True, padding_value=-1,
-                                                             padding_side=side).numpy(),
+                                                             padding_side=side).detach().numpy(),
                                       torch.nn.utils.rnn.pad_sequence(theirs, batch_first=True, padding_value=-1,
                                                                       padding_side=side).detach().numpy())
     packed = rnn_utils.pack_sequence(ours, enforce_sorted=False)
     torch_packed = torch.nn.utils.rnn.pack_sequence(theirs, enforce_sorted=False)
-    np.testing.assert_array_equal(packed.array.numpy(), torch_packed.array.detach().numpy())
+    np.testing.assert_array_equal(packed.data.detach().numpy(), torch_packed.data.detach().numpy())
     assert packed.batch_sizes.tolist() == torch_packed.batch_sizes.tolist()
     assert packed.sorted_indices.tolist() == torch_packed.sorted_indices.tolist()
     padded, lengths = rnn_utils.pad_packed_sequence(packed, padding_value=7.0, total_length=8)
     torch_padded, torch_lengths = torch.nn.utils.rnn.pad_packed_sequence(torch_packed, padding_value=7.0,
                                                                          total_length=8)
-    np.testing.assert_array_equal(padded.numpy(), torch_padded.detach().numpy())
+    np.testing.assert_array_equal(padded.detach().numpy(), torch_padded.detach().numpy())
     assert lengths.tolist() == torch_lengths.tolist()
     u = rng.standard_normal(padded.shape)
     (padded * tl.Tensor(u, device=device)).sum().backward()
@@ -316,9 +316,9 @@ def test_readme_example_of_the_options():
     packed = pack_padded_sequence(tl.randn(7, 3, 3), lengths=[5, 7, 2], enforce_sorted=False)
     out, (h_n, c_n) = lstm(packed)
     padded, lengths = pad_packed_sequence(out)
-    assert out.array.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
+    assert out.data.shape == (14, 8) and h_n.shape == (4, 3, 4) and c_n.shape == (4, 3, 8)
     assert padded.shape == (7, 3, 8) and lengths.tolist() == [5, 7, 2]
-    assert np.all(padded.numpy()[2:, 2] == 0) and np.all(padded.numpy()[5:, 0] == 0)
+    assert np.all(padded.detach().numpy()[2:, 2] == 0) and np.all(padded.detach().numpy()[5:, 0] == 0)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

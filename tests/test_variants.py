@@ -37,7 +37,7 @@ def test_variant_cell_matches_the_formula(device, variant, peephole, fused):
     rng = np.random.default_rng(0)
     cell = nn.LSTMVariantCell(INPUT, HIDDEN, variant=variant, peephole=peephole, fused=fused, dtype=np.float64,
                               device=device)
-    params = {name: p.numpy() for name, p in cell.named_parameters()}
+    params = {name: p.detach().numpy() for name, p in cell.named_parameters()}
     xs = rng.standard_normal((STEPS, BATCH, INPUT))
     h, c = rng.standard_normal((2, BATCH, HIDDEN))
     state = (tl.Tensor(h, device=device), tl.Tensor(c, device=device))
@@ -45,8 +45,8 @@ def test_variant_cell_matches_the_formula(device, variant, peephole, fused):
         state = cell(tl.Tensor(x, device=device), state)
         h, c = _reference_step(x, h, c, params, cell.config["gates"], cell.config["coupled"], cell.config["peephole"],
                                cell.config["squash"])
-        np.testing.assert_allclose(state[0].numpy(), h, rtol=0, atol=TOL)
-        np.testing.assert_allclose(state[1].numpy(), c, rtol=0, atol=TOL)
+        np.testing.assert_allclose(state[0].detach().numpy(), h, rtol=0, atol=TOL)
+        np.testing.assert_allclose(state[1].detach().numpy(), c, rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("variant, peephole", CONFIGS)
@@ -106,12 +106,12 @@ def test_fused_layer_equals_composed_in_values_and_every_gradient(device, varian
         h0, c0 = (tl.Tensor(s, device=device, requires_grad=True) for s in states)
         inputs = rnn_utils.pack_padded_sequence(x, [2, 5, 2], enforce_sorted=False) if packed else x
         output, (h, c) = layer(inputs, (h0, c0))
-        output = output.array if packed else output.reshape(rows, 2 * HIDDEN)
+        output = output.data if packed else output.reshape(rows, 2 * HIDDEN)
         total = sum((o * tl.Tensor(u, device=device)).sum() for o, u in zip((output, h, c), upstream, strict=True))
         total.backward()
         results.append([output, h, c, x.grad, h0.grad, c0.grad, *(p.grad for p in layer.parameters())])
     for mine, other in zip(*results, strict=True):
-        np.testing.assert_allclose(mine.numpy(), other.numpy(), rtol=0, atol=TOL)
+        np.testing.assert_allclose(mine.detach().numpy(), other.detach().numpy(), rtol=0, atol=TOL)
     nodes = {op.op for op in tl.walk_graph(results[0][0]).ops}
     assert ("FusedVariantCell" if packed else "FusedVariantLayer") in nodes
 
@@ -144,7 +144,7 @@ def test_vanilla_variant_equals_torch(device, torch):
         output, (h, c) = ours(x)
         t_output, (t_h, t_c) = theirs(tx)
         for o, t in ((output, t_output), (h, t_h), (c, t_c)):
-            np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=0, atol=TOL)
+            np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=0, atol=TOL)
         u = rng.standard_normal(output.shape)
         (output * tl.Tensor(u, device=device)).sum().backward()
         theirs.zero_grad()
@@ -157,7 +157,7 @@ def test_vanilla_variant_equals_torch(device, torch):
     cell.load_state_dict({k: v.detach().numpy() for k, v in torch_cell.state_dict().items()})
     data = rng.standard_normal((BATCH, INPUT))
     for o, t in zip(cell(tl.Tensor(data)), torch_cell(torch.tensor(data)), strict=True):
-        np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=0, atol=TOL)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=0, atol=TOL)
 
 
 def test_parameters_stack_only_the_gates_kept():

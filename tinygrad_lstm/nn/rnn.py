@@ -393,11 +393,11 @@ class _Recurrent(Module):
         sizes, and whether it had a batch axis."""
         who = type(self).__name__
         if isinstance(x, PackedSequence):
-            _check_tensor(who, "PackedSequence data", x.array, self.weight_ih_l0)
-            if x.array.ndim != 2 or x.array.shape[1] != self.input_size:
+            _check_tensor(who, "PackedSequence data", x.data, self.weight_ih_l0)
+            if x.data.ndim != 2 or x.data.shape[1] != self.input_size:
                 raise ValueError(f"{who}: a PackedSequence's data must be (sum(lengths), input_size "
-                                 f"{self.input_size}), got shape {x.array.shape}")
-            return x.array, packed_batch_sizes(x), True
+                                 f"{self.input_size}), got shape {x.data.shape}")
+            return x.data, packed_batch_sizes(x), True
         _check_tensor(who, "input", x, self.weight_ih_l0)
         layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
         _check_features(who, x, self.input_size, (2, 3), layout)

@@ -102,7 +102,7 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
     j = unsorted[None, :]  # each original batch entry's position among the sorted sequences
     running = t < sorted_lengths[j]
     index = np.where(running, starts[np.minimum(t, len(batch_sizes))] + j, starts[-1])
-    data = sequence.array
+    data = sequence.data
     padded = _with_padding_row(data, padding_value)[index.reshape(-1)].reshape(steps, batch, *data.shape[1:])
     return (padded.transpose(0, 1) if batch_first else padded), Tensor(sorted_lengths[unsorted].astype(np.int64))
 
@@ -121,8 +121,8 @@ def packed_batch_sizes(sequence: PackedSequence) -> list[int]:
     sizes = [int(n) for n in np.asarray(sequence.batch_sizes.numpy() if isinstance(sequence.batch_sizes, Tensor)
                                         else sequence.batch_sizes).reshape(-1)]
     if (any(n <= 0 for n in sizes) or any(a < b for a, b in zip(sizes, sizes[1:], strict=False))
-            or not isinstance(sequence.array, Tensor) or sum(sizes) != sequence.array.shape[0]):
-        rows = sequence.array.shape[0] if isinstance(sequence.array, Tensor) else "?"
+            or not isinstance(sequence.data, Tensor) or sum(sizes) != sequence.data.shape[0]):
+        rows = sequence.data.shape[0] if isinstance(sequence.data, Tensor) else "?"
         raise ValueError(f"PackedSequence: batch_sizes {sizes} must be positive, non-increasing and add up to "
                          f"the {rows} rows of data")
     return sizes
