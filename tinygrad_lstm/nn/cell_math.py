@@ -53,7 +53,7 @@ def _one_tanh_constants(batch: int, hidden: int, dtype: np.dtype) -> tuple[np.nd
     return scale, shift, sigmoid_columns, tanh_columns
 
 
-def _sigmoid_(xp, z) -> None:
+def sigmoid_(xp, z) -> None:
     """z = sigmoid(z) in place, through tanh (no overflow warnings for large |z|)."""
     z *= 0.5
     xp.tanh(z, out=z)
@@ -75,10 +75,10 @@ def lstm_step_forward(xp, c_prev, i, f, g, o, c, h, all_gates=None) -> None:
         all_gates *= scale
         all_gates += shift
     else:
-        _sigmoid_(xp, i)  # input gate: how much of the candidate to write
-        _sigmoid_(xp, f)  # forget gate: how much of the old cell state to keep
+        sigmoid_(xp, i)  # input gate: how much of the candidate to write
+        sigmoid_(xp, f)  # forget gate: how much of the old cell state to keep
         xp.tanh(g, out=g)  # candidate: what could be written
-        _sigmoid_(xp, o)  # output gate: what of the squashed cell state to show
+        sigmoid_(xp, o)  # output gate: what of the squashed cell state to show
     xp.multiply(f, c_prev, out=c)  # c = f * c_prev + i * g
     xp.multiply(i, g, out=h)  # (h is scratch here)
     c += h

@@ -32,17 +32,9 @@ The plain LSTM's own formula stays in `cell_math.py`; nn.LSTM uses this one only
 from __future__ import annotations
 
 from ..tensor import ElementwiseKernel, Function, Tensor, apply
-from .cell_math import gate_views
+from .cell_math import gate_views, sigmoid_
 
 GATE_SCOPES = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
-
-
-def _sigmoid_(xp, z) -> None:
-    """z = sigmoid(z) in place, through tanh (no overflow warnings for large |z|)."""
-    z *= 0.5
-    xp.tanh(z, out=z)
-    z *= 0.5
-    z += 0.5
 
 
 def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, has_output, coupled, squash,
@@ -54,12 +46,12 @@ def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, ha
     """
     if has_forget:  # forget gate: how much of the old cell state to keep
         f += w_cf * c_prev
-        _sigmoid_(xp, f)
+        sigmoid_(xp, f)
     else:
         f[...] = 1
     if has_input:  # input gate: how much of the candidate to write
         i += w_ci * c_prev
-        _sigmoid_(xp, i)
+        sigmoid_(xp, i)
     elif coupled:
         xp.subtract(1, f, out=i)
     else:
@@ -69,7 +61,7 @@ def variant_step_forward(xp, c_prev, w_ci, w_cf, w_co, has_input, has_forget, ha
     c += i * g
     if has_output:  # output gate: what of the squashed cell state to show
         o += w_co * c
-        _sigmoid_(xp, o)
+        sigmoid_(xp, o)
     else:
         o[...] = 1
     if squash:
