@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,20 @@ class Tensor:
 
     __slots__ = ("array", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
                  "retains_grad", "_version_counter", "_hooks", "_used", "__weakref__")
+    array: Any  # the backend array (numpy.ndarray or cupy.ndarray)
+    grad: Tensor | None
+    requires_grad: bool
+    name: str | None
+    scope: str  # the name scope it was made in
+    tags: set[str]
+    device: str
+    _xp: Any  # the array module of `device`
+    grad_fn: Function | None
+    _output_index: int
+    retains_grad: bool
+    _version_counter: VersionCounter | None  # made on the first in-place change or view; None reads as version 0
+    _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None
+    _used: bool  # a recorded node took it as an input
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None,
@@ -100,7 +115,7 @@ class Tensor:
         self.scope = STATE.scope
         self.tags = set()
         self.retains_grad = False
-        self._version_counter = None  # made on the first in-place change or view; None reads as version 0
+        self._version_counter = None
         self._hooks = None
         self._used = False
 
@@ -173,8 +188,8 @@ class Tensor:
             counter = self._version_counter = VersionCounter()
             fn = self.grad_fn
             saved = None if fn is None else fn.saved
-            if saved is not None and _holds(saved if type(saved) is tuple or type(saved) is list else (saved,),
-                                            self.array):
+            if fn is not None and saved is not None and _holds(
+                    saved if type(saved) is tuple or type(saved) is list else (saved,), self.array):
                 fn.saved_outputs += ((self._output_index, counter),)
         return counter
 
@@ -324,21 +339,6 @@ class Tensor:
 
     def cuda(self, device: int | str = 0) -> Tensor:
         return self.to(device if isinstance(device, str) else f"cuda:{device}")
-
-    def float(self) -> Tensor:
-        return self.to(np.float32)
-
-    def double(self) -> Tensor:
-        return self.to(np.float64)
-
-    def long(self) -> Tensor:
-        return self.to(np.int64)
-
-    def int(self) -> Tensor:
-        return self.to(np.int32)
-
-    def bool(self) -> Tensor:
-        return self.to(np.bool_)
 
     def type_as(self, other: Tensor) -> Tensor:
         """Cast to `other`'s dtype (the device stays)."""
@@ -999,6 +999,24 @@ class Tensor:
         check_index(tuple(converted), self.shape)
         return tuple(move(p, self.device) if isinstance(p, np.ndarray) else p for p in converted)
 
+    # The dtype casts come last: inside the class body their names (float, int, bool) shadow the builtins,
+    # and type checkers would read the annotations of methods below them as these methods.
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def long(self) -> Tensor:
+        return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
+
 
 def _is_int(part) -> bool:
     return isinstance(part, int | np.integer) and not isinstance(part, bool | np.bool_)
@@ -1057,7 +1075,7 @@ def _python_data_as_array(data, dtype) -> np.ndarray:
 
 def _too_large(data, dtype: np.dtype) -> str:
     """The message for a Python integer that does not fit `dtype`, naming the largest one."""
-    integers = [v for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
+    integers = [int(v) for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
     digits = str(max(integers, key=abs)) if integers else "?"
     shown = digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
     return f"cannot make a Tensor of dtype {dtype}: the integer {shown} does not fit in it"
@@ -1076,7 +1094,8 @@ def _promote_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     the same kind, it takes that tensor's dtype (float32 * 0-d float64 stays float32)."""
     if a.dtype != b.dtype and (a.ndim == 0) != (b.ndim == 0) and _kind(a.dtype) == _kind(b.dtype):
         return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
-    return tuple(_promote(a, b))
+    a, b = _promote(a, b)
+    return a, b
 
 
 def _kind(dtype: np.dtype) -> str:
