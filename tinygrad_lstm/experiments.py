@@ -92,7 +92,7 @@ def train_adding(kind: str, steps: int, train_steps: int = 600, hidden_size: int
     rng = np.random.default_rng(seed)
     model = SequenceRegressor(kind, 2, hidden_size, device=device)
     optimizer = nn.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     for i in range(train_steps):
         inputs, targets = adding_problem(batch, steps, rng)
         loss = F.mse_loss(model(tl.Tensor(inputs, device=device)), tl.Tensor(targets, device=device))
@@ -113,6 +113,8 @@ def input_gradient_norms(model: SequenceRegressor, steps: int, batch: int = 256,
     inputs, targets = adding_problem(batch, steps, np.random.default_rng(seed))
     x = tl.Tensor(inputs, device=device, requires_grad=True)
     F.mse_loss(model(x), tl.Tensor(targets, device=device)).backward()
+    if x.grad is None:
+        raise ValueError("input_gradient_norms: the model's output does not depend on its input")
     grad = x.grad.numpy()
     return np.sqrt((grad.astype(np.float64) ** 2).sum(axis=(1, 2)))
 
@@ -160,7 +162,7 @@ def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symb
     rng = np.random.default_rng(seed)
     model = SequenceTagger(num_symbols + 1, hidden_size, num_symbols, device=device)
     optimizer = nn.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     for i in range(train_steps):
         inputs, targets, _ = segment_recall(batch, steps, num_symbols, reset_every, rng)
         logits, _ = model(tl.Tensor(inputs, device=device))
@@ -297,12 +299,13 @@ def unrolled_cell(kind: str = "lstm", steps: int = 3, input_size: int = 3, hidde
         raise ValueError(f"steps must be at least 1, got {steps}")
     tl.manual_seed(seed)
     cell = CELLS[kind](input_size, hidden_size, device=device)
-    state = None
+    state: tl.Tensor | tuple[tl.Tensor, tl.Tensor] | None = None
     for t in range(1, steps + 1):
         x = tl.randn(batch, input_size, device=device, requires_grad=input_grad)
         x.name = f"x_{t}"
         state = cell(x, state)  # the cell opens one "step t" scope per call
     h = state[0] if isinstance(state, tuple) else state
+    assert h is not None, "steps >= 1 was checked"
     loss = (h * h).sum()
     loss.name = "loss"
     if backward:

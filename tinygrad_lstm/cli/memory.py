@@ -10,8 +10,8 @@ import multiprocessing
 import multiprocessing.queues
 import os
 import queue
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
