@@ -14,6 +14,7 @@ from .backend import array_module, device_of, is_backend_array, move, normalize_
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
 from .errors import (
     ArgumentError,
+    AxisError,
     DeviceError,
     DTypeError,
     IndexingError,
@@ -816,18 +817,26 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Tensor:
         """Indices of the maxima (no gradient), int64."""
-        dim, keepdim = _dims("argmax", dim, axis, keepdim, keepdims)
-        dim = None if dim is None else check_axis("argmax", dim, self.ndim)
-        return _constant(self.device, lambda a: a.argmax(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
-                         self.array)
+        return self._arg_extreme("argmax", dim, keepdim, axis, keepdims)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Tensor:
         """Indices of the minima (no gradient), int64."""
-        dim, keepdim = _dims("argmin", dim, axis, keepdim, keepdims)
-        dim = None if dim is None else check_axis("argmin", dim, self.ndim)
-        return _constant(self.device, lambda a: a.argmin(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
-                         self.array)
+        return self._arg_extreme("argmin", dim, keepdim, axis, keepdims)
+
+    def _arg_extreme(self, op: str, dim, keepdim, axis, keepdims) -> Tensor:
+        """argmax/argmin as PyTorch: a 0-d tensor is one element (index 0); nothing to pick from is an error."""
+        dim, keepdim = _dims(op, dim, axis, keepdim, keepdims)
+        if dim is None and self.numel() == 0:
+            raise AxisError(f"{op}(): the tensor is empty (shape {self.shape}), so it has no {op}; give a dim "
+                            "of non-zero length to reduce over")
+        if dim is not None:
+            dim = check_axis(op, dim, self.ndim)
+            if self.ndim and self.shape[dim] == 0:
+                raise AxisError(f"{op}(): dim {dim} of shape {self.shape} has length 0, so it has no {op}")
+        keep = keepdim and self.ndim > 0  # a 0-d tensor stays 0-d, as in PyTorch
+        return _constant(self.device, lambda a: getattr(a.reshape(-1) if a.ndim == 0 else a, op)(
+            axis=dim, keepdims=keep).astype(np.int64, copy=False), self.array)
 
     def isfinite(self) -> Tensor:
         return _constant(self.device, lambda a: self._xp.isfinite(a), self.array)
@@ -991,6 +1000,8 @@ class Tensor:
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.array
+            elif isinstance(part, np.ndarray) and part.ndim == 0:
+                part = part.item() if part.dtype.kind in "biu" else part  # an integer (or bool), as in NumPy
             elif isinstance(part, list | tuple | np.ndarray):  # checked on the host, then moved: no device sync
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
             if is_backend_array(part) and part.dtype.kind not in "biu":
