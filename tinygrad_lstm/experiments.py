@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,23 +183,20 @@ def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symb
 
 
 def forget_gate_trace(model: SequenceTagger, inputs: np.ndarray) -> np.ndarray:
-    """The forget gate f_t = sigmoid(W_f x_t + b_if + U_f h_{t-1} + b_hf) of every step, for one sequence (T, H).
+    """The forget gate f_t of every step, for the first sequence of `inputs` (T, B, I): an array (T, H).
 
-    Recomputed from the layer's weights and its hidden states, in PyTorch's gate order (i, f, g, o).
+    The model's LSTM layer runs once more as composed ops (fused=False, the same parameters), and f_t is
+    read from that graph: the output of the sigmoid in each step's "forget gate" name scope.
     """
-    rnn = model.rnn
-    device = rnn.weight_ih_l0.device
-    x = tl.Tensor(inputs[:, :1], device=device)  # (T, 1, I)
-    with tl.no_grad():
-        output, _ = rnn(x)
-        hidden = output[:, 0]  # (T, H)
-        previous = tl.cat([tl.zeros(1, rnn.hidden_size, device=device), hidden[:-1]], axis=0)
-        _, w_if, _, _ = rnn.weight_ih_l0.chunk(4)
-        _, w_hf, _, _ = rnn.weight_hh_l0.chunk(4)
-        _, b_if, _, _ = rnn.bias_ih_l0.chunk(4)
-        _, b_hf, _, _ = rnn.bias_hh_l0.chunk(4)
-        forget = (x[:, 0] @ w_if.T + b_if + previous @ w_hf.T + b_hf).sigmoid()
-    return forget.numpy()
+    composed = copy.copy(model.rnn)  # shares the Parameters; only the copy stops fusing
+    composed.fused = False
+    x = tl.Tensor(inputs[:, :1], device=composed.weight_ih_l0.device)  # (T, 1, I)
+    with tl.enable_grad():  # the parameters require grad, so every op is recorded
+        output, _ = composed(x)
+    gates = [t for t in tl.walk_graph(output).tensors  # inputs before users: step 1 first
+             if t.grad_fn is not None and t.grad_fn.op == "Sigmoid"
+             and t.grad_fn.scope.rsplit("/", 1)[-1] == "forget gate"]
+    return np.stack([t.detach().numpy()[0] for t in gates])
 
 
 # ---------------------------------------------------------------- a character-level language model
