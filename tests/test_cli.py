@@ -1,6 +1,8 @@
 """The CLI: every subcommand's --help, sane defaults, exit codes, and the main job's checkpoints and --resume."""
 
+import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,23 +12,32 @@ import numpy as np
 import pytest
 
 import tinygrad_lstm as tl
-from tinygrad_lstm.cli import main
+from tinygrad_lstm.cli import build_parser, main
 from tinygrad_lstm.experiments import char_lm_loss
 from tinygrad_lstm.tasks import ADDING_BASELINE_MSE, load_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUBCOMMANDS = ["train", "sample", "memory", "gates", "graph", "bench", "info"]
+
+
+def _registered_subcommands() -> list[str]:
+    """The subcommands the parser knows, read from it, so a newly registered one cannot be missed here."""
+    actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(actions) == 1
+    return list(actions[0].choices)
+
+
+SUBCOMMANDS = _registered_subcommands()
 TINY_TRAIN = ["train", "--hidden-size", "8", "--embedding-dim", "4", "--seq-len", "8", "--batch-size", "4",
               "--device", "cpu", "--quiet"]
 
 
 def test_help_lists_every_subcommand(capsys):
+    assert {"train", "sample", "memory", "gates", "graph", "explore", "bench", "info"} <= set(SUBCOMMANDS)
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    for name in SUBCOMMANDS:
-        assert name in out
+    listed = re.findall(r"^ {4}(\S+) {2,}\S", capsys.readouterr().out, flags=re.M)  # "    name    what it does"
+    assert listed == SUBCOMMANDS
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

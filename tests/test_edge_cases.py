@@ -303,6 +303,41 @@ def test_slices_with_float_or_zero_steps_are_named(device):
     assert x[np.int64(0) : np.int64(2)].shape == (2, 4)
 
 
+
+def test_a_0d_integer_array_index_is_an_integer_as_pytorch(torch, device):
+    values = np.arange(12.0).reshape(3, 4)
+    x, tx = _both(torch, values, device)
+    for index in [np.array(2), (np.array(1), np.array(-1)), (slice(None), np.array(0)), np.array(True)]:
+        ours, theirs = x[index], tx[index]
+        assert ours.shape == tuple(theirs.shape), index
+        _assert_same(ours, theirs, f"x[{index!r}]")
+    _grad_pair(x[np.array(1)], tx[np.array(1)], x, tx)
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    with pytest.raises(IndexError, match="integer or bool, got dtype float64"):
+        x[np.array(1.0)]
+    y = tl.zeros(3, device=device)
+    y[np.array(1)] = 5.0
+    np.testing.assert_array_equal(y.numpy(), [0.0, 5.0, 0.0])
+
+
+@pytest.mark.parametrize("op", ["argmax", "argmin"])
+def test_argmax_argmin_of_empty_and_0d_tensors_as_pytorch(torch, device, op):
+    for shape, dim, keepdim in [((), 0, False), ((), -1, False), ((), None, False), ((), 0, True), ((2, 0), 0, False)]:
+        x, tx = _both(torch, np.full(shape, 0.5), device, requires_grad=False)
+        ours = getattr(x, op)(dim, keepdim)
+        theirs = getattr(tx, op)(keepdim=keepdim) if dim is None else getattr(tx, op)(dim, keepdim)
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == np.int64, (shape, dim, keepdim)
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    for shape, dim, message in [((0,), None, r"the tensor is empty \(shape \(0,\)\)"),
+                                ((2, 0), None, r"the tensor is empty \(shape \(2, 0\)\)"),
+                                ((2, 0), 1, r"dim 1 of shape \(2, 0\) has length 0")]:
+        with pytest.raises(IndexError, match=rf"{op}\(\): {message}, so it has no {op}"):
+            getattr(tl.zeros(shape, device=device), op)(dim)
+        with pytest.raises(IndexError):  # PyTorch's kind of error for the same call
+            getattr(torch.zeros(shape), op)(dim)
+    with pytest.raises(IndexError, match="axis 1 is out of range"):
+        getattr(tl.tensor(1.0, device=device), op)(1)
+
 SPECIAL = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 1e-300, 1e300]
 ELEMENTWISE = {
     "neg": (lambda x: -x, lambda t: -t), "exp": (lambda x: x.exp(), lambda t: t.exp()),

@@ -195,3 +195,29 @@ def test_dropout_runs_on_the_inputs_device(device):
     x = tl.ones(8, 8, device=device)
     out = nn.Dropout(0.5)(x)
     assert out.device == x.device and out.dtype == np.float32
+
+
+def test_init_fills_in_place_through_the_version_counter_with_the_same_values_as_before():
+    """nn.init uses the public in-place ops under no_grad: a view or a saved graph sees the change, and the
+    values for a seed are the ones the initialisers drew when they wrote the array directly."""
+    tl.manual_seed(0)
+    w = nn.Parameter(tl.zeros(2, 3))
+    expected = {  # drawn by the earlier implementation, seed 0, in this order
+        "uniform_": [0.3506242, 0.13696164, 0.011136472, -0.23021334, -0.19217062, -0.45902652],
+        "normal_": [1.1193864, 0.93598783, 0.62903064, 3.4095473, 2.5549061, -1.716562],
+        "kaiming_uniform_": [0.0041880608, 0.12313235, 0.54356694, 0.26499975, 0.15273309, 0.050373733],
+        "xavier_uniform_": [0.13127244, 0.95319605, -0.48780823, 0.6920005, 0.37437165, -1.0894455],
+        "constant_": [0.25] * 6,
+    }
+    calls = {"uniform_": (-0.5, 0.5), "normal_": (1.0, 2.0), "kaiming_uniform_": (5**0.5,), "xavier_uniform_": (),
+             "constant_": (0.25,)}
+    for version, (name, args) in enumerate(calls.items(), 1):
+        view = w.detach()
+        assert getattr(nn.init, name)(w, *args) is w
+        assert w._version == view._version == version, name
+        assert w.requires_grad and w.is_leaf and w.grad_fn is None
+        np.testing.assert_allclose(w.detach().numpy().ravel(), expected[name], rtol=1e-6, err_msg=name)
+    squares = w * w  # Mul saves w: re-initialising it before backward must make backward refuse, as PyTorch
+    nn.init.ones_(w)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        squares.sum().backward()

@@ -9,6 +9,7 @@ import pytest
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
 from tinygrad_lstm.nn import functional as F
+from tinygrad_lstm.nn import rnn as rnn_module
 
 STEPS, BATCH, INPUT, HIDDEN = 20, 3, 4, 5
 TOL = 1e-9
@@ -429,3 +430,30 @@ def test_lstm_remembers_across_40_noisy_steps_where_an_rnn_does_not():
     """Same data, optimizer and budget: the LSTM recalls the first input's sign, the plain RNN stays at chance."""
     assert _accuracy_after_training("lstm") > 0.95
     assert _accuracy_after_training("rnn") < 0.6
+
+
+def test_forget_gate_trace_reads_the_layers_own_forget_gate(monkeypatch):
+    """f_t = sigmoid(W_f x_t + b_if + U_f h_{t-1} + b_hf), PyTorch's gate order (i, f, g, o), computed here in
+    float64 from the weights and the fused layer's hidden states, is what the trace reads from the graph."""
+    from tinygrad_lstm.experiments import SequenceTagger, forget_gate_trace
+    from tinygrad_lstm.tasks import segment_recall
+
+    tl.manual_seed(3)
+    model = SequenceTagger(5, 6, 4)
+    inputs, _, _ = segment_recall(2, 12, 4, (3, 5), np.random.default_rng(1))
+    weights = {name: p.detach().numpy().astype(np.float64) for name, p in model.rnn.named_parameters()}
+    with tl.no_grad():
+        hidden = model.rnn(tl.Tensor(inputs[:, :1]))[0].numpy()[:, 0].astype(np.float64)  # (T, H)
+    previous = np.concatenate([np.zeros((1, 6)), hidden[:-1]])
+    rows = slice(6, 12)  # the forget gate's block
+    pre = (inputs[:, 0] @ weights["weight_ih_l0"][rows].T + weights["bias_ih_l0"][rows]
+           + previous @ weights["weight_hh_l0"][rows].T + weights["bias_hh_l0"][rows])
+    trace = forget_gate_trace(model, inputs)
+    assert trace.shape == (12, 6) and trace.dtype == np.float32
+    np.testing.assert_allclose(trace, 1 / (1 + np.exp(-pre)), rtol=0, atol=1e-6)
+    assert model.rnn.fused  # the model itself still runs fused
+    steps = []  # the trace runs the library's own step, no copy of its formula
+    real_step = rnn_module.lstm_step
+    monkeypatch.setattr(rnn_module, "lstm_step", lambda *args: steps.append(1) or real_step(*args))
+    np.testing.assert_array_equal(forget_gate_trace(model, inputs), trace)
+    assert len(steps) == 12

@@ -17,6 +17,7 @@ import pytest
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn, viz
+from tinygrad_lstm.nn.rnn import lstm_step  # the cells' own step: the drawn graph is the real one
 from tinygrad_lstm.tensor import apply
 from tinygrad_lstm.viz.folding import find_repeated_scope, hidden_numbers
 from tinygrad_lstm.viz.highway import highway_path
@@ -25,7 +26,7 @@ GATES = ("forget gate", "input gate", "candidate", "output gate")
 HAS_DOT = shutil.which("dot") is not None
 
 
-# ---------------------------------------------------------------- an LSTM step from plain tensor ops
+# ---------------------------------------------------------------- the library's LSTM step, unrolled by hand
 
 
 def make_lstm_parameters(input_size: int, hidden_size: int, device: str = "cpu") -> list[tl.Tensor]:
@@ -40,31 +41,6 @@ def make_lstm_parameters(input_size: int, hidden_size: int, device: str = "cpu")
     return params
 
 
-def lstm_step(x, h, c, params):
-    """One LSTM step following the cells' conventions: a split outside the gate scopes, one scope per gate,
-    the incoming and outgoing cell state tagged "highway", outputs named h and c."""
-    c.tag("highway")
-    rows = [p.chunk(4) for p in params]  # (i, f, g, o) rows of each parameter
-    w_ih, w_hh, b_ih, b_hh = rows
-
-    def affine(k):
-        return x @ w_ih[k].T + b_ih[k] + h @ w_hh[k].T + b_hh[k]
-
-    with tl.name_scope("forget gate"):
-        f = affine(1).sigmoid()
-    with tl.name_scope("input gate"):
-        i = affine(0).sigmoid()
-    with tl.name_scope("candidate"):
-        g = affine(2).tanh()
-    with tl.name_scope("cell state"):
-        c = f * c + i * g
-    with tl.name_scope("output gate"):
-        h = affine(3).sigmoid() * c.tanh()
-    c.tag("highway")
-    c.name, h.name = "c", "h"
-    return h, c
-
-
 def unroll(steps: int, input_size: int = 3, hidden_size: int = 4, device: str = "cpu"):
     params = make_lstm_parameters(input_size, hidden_size, device)
     h, c = tl.zeros(1, hidden_size, device=device), tl.zeros(1, hidden_size, device=device)
@@ -73,7 +49,7 @@ def unroll(steps: int, input_size: int = 3, hidden_size: int = 4, device: str = 
         x = tl.randn(1, input_size, device=device)
         x.name = f"x_{t}"
         with tl.name_scope(f"step {t}"):
-            h, c = lstm_step(x, h, c, params)
+            h, c = lstm_step(x, h, c, *params)
     return h, c, params
 
 
@@ -609,7 +585,7 @@ def test_a_step_scope_opened_twice_is_one_box():
     h, c = tl.zeros(1, 4), tl.zeros(1, 4)
     for t in (1, 2):
         with tl.name_scope(f"step {t}"), tl.name_scope(f"step {t}"):  # a loop's scope around a cell's own
-            h, c = lstm_step(tl.randn(1, 3), h, c, params)
+            h, c = lstm_step(tl.randn(1, 3), h, c, *params)
     clusters = parse(viz.draw_graph(h, c).source).clusters
     assert "cluster_step 2/forget gate" in clusters and not [k for k in clusters if "step 1/step 1" in k]
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ def train_adding(kind: str, steps: int, train_steps: int = 600, hidden_size: int
     rng = np.random.default_rng(seed)
     model = SequenceRegressor(kind, 2, hidden_size, device=device)
     optimizer = nn.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     for i in range(train_steps):
         inputs, targets = adding_problem(batch, steps, rng)
         loss = F.mse_loss(model(tl.Tensor(inputs, device=device)), tl.Tensor(targets, device=device))
@@ -113,6 +114,8 @@ def input_gradient_norms(model: SequenceRegressor, steps: int, batch: int = 256,
     inputs, targets = adding_problem(batch, steps, np.random.default_rng(seed))
     x = tl.Tensor(inputs, device=device, requires_grad=True)
     F.mse_loss(model(x), tl.Tensor(targets, device=device)).backward()
+    if x.grad is None:
+        raise ValueError("input_gradient_norms: the model's output does not depend on its input")
     grad = x.grad.numpy()
     return np.sqrt((grad.astype(np.float64) ** 2).sum(axis=(1, 2)))
 
@@ -160,7 +163,7 @@ def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symb
     rng = np.random.default_rng(seed)
     model = SequenceTagger(num_symbols + 1, hidden_size, num_symbols, device=device)
     optimizer = nn.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     for i in range(train_steps):
         inputs, targets, _ = segment_recall(batch, steps, num_symbols, reset_every, rng)
         logits, _ = model(tl.Tensor(inputs, device=device))
@@ -180,23 +183,20 @@ def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symb
 
 
 def forget_gate_trace(model: SequenceTagger, inputs: np.ndarray) -> np.ndarray:
-    """The forget gate f_t = sigmoid(W_f x_t + b_if + U_f h_{t-1} + b_hf) of every step, for one sequence (T, H).
+    """The forget gate f_t of every step, for the first sequence of `inputs` (T, B, I): an array (T, H).
 
-    Recomputed from the layer's weights and its hidden states, in PyTorch's gate order (i, f, g, o).
+    The model's LSTM layer runs once more as composed ops (fused=False, the same parameters), and f_t is
+    read from that graph: the output of the sigmoid in each step's "forget gate" name scope.
     """
-    rnn = model.rnn
-    device = rnn.weight_ih_l0.device
-    x = tl.Tensor(inputs[:, :1], device=device)  # (T, 1, I)
-    with tl.no_grad():
-        output, _ = rnn(x)
-        hidden = output[:, 0]  # (T, H)
-        previous = tl.cat([tl.zeros(1, rnn.hidden_size, device=device), hidden[:-1]], axis=0)
-        _, w_if, _, _ = rnn.weight_ih_l0.chunk(4)
-        _, w_hf, _, _ = rnn.weight_hh_l0.chunk(4)
-        _, b_if, _, _ = rnn.bias_ih_l0.chunk(4)
-        _, b_hf, _, _ = rnn.bias_hh_l0.chunk(4)
-        forget = (x[:, 0] @ w_if.T + b_if + previous @ w_hf.T + b_hf).sigmoid()
-    return forget.numpy()
+    composed = copy.copy(model.rnn)  # shares the Parameters; only the copy stops fusing
+    composed.fused = False
+    x = tl.Tensor(inputs[:, :1], device=composed.weight_ih_l0.device)  # (T, 1, I)
+    with tl.enable_grad():  # the parameters require grad, so every op is recorded
+        output, _ = composed(x)
+    gates = [t for t in tl.walk_graph(output).tensors  # inputs before users: step 1 first
+             if t.grad_fn is not None and t.grad_fn.op == "Sigmoid"
+             and t.grad_fn.scope.rsplit("/", 1)[-1] == "forget gate"]
+    return np.stack([t.detach().numpy()[0] for t in gates])
 
 
 # ---------------------------------------------------------------- a character-level language model
@@ -297,12 +297,13 @@ def unrolled_cell(kind: str = "lstm", steps: int = 3, input_size: int = 3, hidde
         raise ValueError(f"steps must be at least 1, got {steps}")
     tl.manual_seed(seed)
     cell = CELLS[kind](input_size, hidden_size, device=device)
-    state = None
+    state: tl.Tensor | tuple[tl.Tensor, tl.Tensor] | None = None
     for t in range(1, steps + 1):
         x = tl.randn(batch, input_size, device=device, requires_grad=input_grad)
         x.name = f"x_{t}"
         state = cell(x, state)  # the cell opens one "step t" scope per call
     h = state[0] if isinstance(state, tuple) else state
+    assert h is not None, "steps >= 1 was checked"
     loss = (h * h).sum()
     loss.name = "loss"
     if backward:

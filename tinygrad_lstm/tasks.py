@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
@@ -75,12 +75,12 @@ class CharCorpus:
 
     text: str
     name: str
-    vocab: list[str] | None = None
+    vocab: list[str] = field(default_factory=list)  # empty: the text's own characters
 
     def __post_init__(self):
         if len(self.text) < 2:
             raise ValueError(f"corpus {self.name!r} is too short to train on ({len(self.text)} characters)")
-        if self.vocab is None:
+        if not self.vocab:
             self.vocab = sorted(set(self.text))
         self.index = {ch: i for i, ch in enumerate(self.vocab)}
         self.encoded = self.encode(self.text)

@@ -29,7 +29,7 @@ def device_from(args: argparse.Namespace) -> str:
     return device
 
 
-def progress(total: int, description: str, quiet: bool = False, position: int | None = None) -> tqdm:
+def progress(total: int | None, description: str, quiet: bool = False, position: int | None = None) -> tqdm:
     """A tqdm bar (loss and speed in its postfix); silent with --quiet."""
     return tqdm(total=total, desc=description, unit="step", disable=quiet, dynamic_ncols=True, leave=False,
                 position=position)

@@ -56,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _render_with_progress(graph, out: str, fmt: str | None) -> str:
     """Graphviz lays out in one call: a ticking bar shows that it works (big graphs take minutes)."""
-    done, result = threading.Event(), {}
+    done, result, failed = threading.Event(), {}, []
 
     def work() -> None:
         try:
             result["path"] = viz.render(graph, out, format=fmt)
         except Exception as exc:  # handed over to the main thread, which raises it
-            result["error"] = exc
+            failed.append(exc)
         finally:
             done.set()
 
@@ -72,6 +72,6 @@ def _render_with_progress(graph, out: str, fmt: str | None) -> str:
             bar.unit = "s"
             while not done.wait(1.0):
                 bar.update()
-    if "error" in result:
-        raise result["error"]
+    if failed:
+        raise failed[0]
     return result["path"]

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
+import multiprocessing.queues
 import os
 import queue
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -70,20 +72,26 @@ class _Outcome:
     norms: np.ndarray | None
 
 
-_progress_queue = None  # in a worker process: where it reports its steps
+_Report = Callable[[tuple[int, int, "float | None"]], None]  # (job index, steps done, loss)
+_progress_queue: multiprocessing.queues.Queue | None = None  # in a worker process: where it reports its steps
 
 
-def _init_worker(progress_queue) -> None:
+def _init_worker(progress_queue: multiprocessing.queues.Queue) -> None:
     global _progress_queue
     _progress_queue = progress_queue
 
 
-def _run_job(index: int, job: _Job, report=None) -> _Outcome:
+def _run_job(index: int, job: _Job, report: _Report | None = None) -> _Outcome:
     """Train one model on one delay; report progress every LOG_EVERY steps (to the queue in a worker)."""
+    if report is None:
+        if _progress_queue is None:
+            raise RuntimeError("_run_job needs `report`, or a worker process that _init_worker set up")
+        report = _progress_queue.put
+
     def on_step(i: int, loss: float | None) -> None:
         if loss is not None or i + 1 == job.steps:
             done = (i + 1) % LOG_EVERY or LOG_EVERY
-            (report or _progress_queue.put)((index, done, loss))
+            report((index, done, loss))
 
     result = train_adding(job.kind, job.delay, job.steps, job.hidden_size, job.batch_size, job.lr, job.device,
                           job.seed, on_step)
@@ -151,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     results = dict(zip(keys, _run_all(jobs, workers, args.quiet), strict=True))
     print(format_error_table(results, args.models, args.delays))
 
-    norms = {kind: results[kind, longest].norms for kind in args.models}
+    norms = {kind: flow for kind in args.models if (flow := results[kind, longest].norms) is not None}
     print(f"\nGradient reaching input x_t from the loss at the last step (T={longest}), relative to the last input:")
     print(format_gradient_table(norms, longest))
 

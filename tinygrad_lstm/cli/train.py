@@ -137,9 +137,9 @@ def _train_memory_task(args: argparse.Namespace, device: str) -> int:
         else:
             if args.model != "lstm":
                 raise ValueError("--task recall trains an LSTM (it shows the forget gate); drop --model")
-            result = train_segment_recall(args.steps, args.hidden_size, steps=args.delay, batch=args.batch_size,
+            recall = train_segment_recall(args.steps, args.hidden_size, steps=args.delay, batch=args.batch_size,
                                           lr=args.lr, device=device, seed=args.seed, on_step=on_step)
-            summary = f"test accuracy {result.accuracy:.1%} (chance: {1 / result.num_symbols:.0%})"
+            summary = f"test accuracy {recall.accuracy:.1%} (chance: {1 / recall.num_symbols:.0%})"
     elapsed = time.perf_counter() - start
     print(f"{args.model} on {args.task}, T={args.delay}: {summary}; {args.steps / elapsed:.1f} steps/s")
     return 0
@@ -379,7 +379,9 @@ def _plot(history: _History, path: str) -> str | None:
 
 def _summary(args: argparse.Namespace, history: _History, done: int, elapsed: float, device: str,
              corpus: CharCorpus, paths: dict[str, str], plot: str | None) -> None:
-    best_step, best_bits = history.best
+    best = history.best
+    assert best is not None, "the last step always runs a validation"
+    best_step, best_bits = best
     print(f"done: {args.steps} steps ({done} in this run, {done / elapsed if elapsed else 0:.1f} steps/s on {device}); "
           f"bits per character: train {history.train_bits[-1]:.3f}, validation {history.val_bits[-1]:.3f}, best "
           f"validation {best_bits:.3f} at step {best_step} (uniform guess {math.log2(corpus.vocab_size):.2f})")

@@ -292,6 +292,8 @@ def _picked_nll(log_probs: Tensor, target: Tensor, weight: Tensor | None, ignore
     rows = _class_axis_last(log_probs)
     flat_target = target.reshape(-1)
     counts = flat_target != ignore_index
+    safe_target: Tensor | np.ndarray
+    positions: Tensor | np.ndarray
     if host is None:
         safe_target, positions = where(counts, flat_target, 0), arange(len(flat_target), device=rows.device)
     else:

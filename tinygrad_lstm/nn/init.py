@@ -1,14 +1,14 @@
 """Weight initialisers as PyTorch's `torch.nn.init`: each fills a tensor in place and returns it.
 
-They write `tensor.array` directly (no graph is recorded), drawing on the tensor's own device and
-dtype from the generator that `tl.manual_seed` seeds.
+They use the tensor's in-place ops under `no_grad` (no graph is recorded, the version counter sees
+the change), drawing on the tensor's own device and dtype from the generator that `tl.manual_seed` seeds.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..tensor import Tensor, rand, randn
+from ..tensor import Tensor, no_grad
 
 _LINEAR_LIKE = ("linear", "conv1d", "conv2d", "conv3d", "sigmoid")
 
@@ -37,21 +37,19 @@ def fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with samples from U(a, b)."""
-    sample = rand(tensor.shape, dtype=tensor.dtype, device=tensor.device)
-    tensor.array[...] = (sample * (b - a) + a).array
-    return tensor
+    with no_grad():
+        return tensor.uniform_(a, b)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with samples from N(mean, std^2)."""
-    sample = randn(tensor.shape, dtype=tensor.dtype, device=tensor.device)
-    tensor.array[...] = (sample * std + mean).array
-    return tensor
+    with no_grad():
+        return tensor.normal_(mean, std)
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
-    tensor.array[...] = value
-    return tensor
+    with no_grad():
+        return tensor.fill_(value)
 
 
 def zeros_(tensor: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,8 +75,11 @@ class Sequential(Module):
 
     def __init__(self, *modules: Module | Mapping[str, Module], dtype=None, device: str | None = None):
         super().__init__()
-        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], Mapping) else \
-            ((str(i), m) for i, m in enumerate(modules))
+        named: Iterable[tuple[str, Any]]  # add_module refuses what is not a Module
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            named = modules[0].items()
+        else:
+            named = ((str(i), m) for i, m in enumerate(modules))
         for name, module in named:
             self.add_module(name, module)
         for target in (dtype, device):  # given, they move/cast the children as Module.to does

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -33,8 +34,18 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+_M = TypeVar("_M", bound="Module")  # methods that return `self` keep its class, as PyTorch types them
+
+
 class Module:
     """Base class of layers. Assign Parameters and Modules as attributes; they are found by name."""
+
+    _parameters: dict[str, Parameter]
+    _modules: dict[str, Module]
+    _buffers: dict[str, Tensor | None]
+    _forward_pre_hooks: dict[int, Callable]
+    _forward_hooks: dict[int, Callable]
+    training: bool
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
@@ -43,6 +54,10 @@ class Module:
         object.__setattr__(self, "_forward_pre_hooks", {})
         object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
+
+    if TYPE_CHECKING:  # registered parameters, buffers and submodules are plain attributes at run time
+        def __getattr__(self, name: str) -> Any:
+            """Attributes a layer registers by a computed name (`weight_ih_l0`), as PyTorch types them."""
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
@@ -187,7 +202,7 @@ class Module:
                 if b is not None and name not in skip:
                     yield (f"{module_name}.{name}" if module_name else name), b
 
-    def apply(self, fn: Callable[[Module], None]) -> Module:
+    def apply(self: _M, fn: Callable[[Module], None]) -> _M:
         """Call `fn` on every submodule and then on this module (custom initialisation)."""
         for child in self.children():
             child.apply(fn)
@@ -196,15 +211,15 @@ class Module:
 
     # ------------------------------------------------------------ modes and devices
 
-    def train(self, mode: bool = True) -> Module:
+    def train(self: _M, mode: bool = True) -> _M:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> Module:
+    def eval(self: _M) -> _M:
         return self.train(False)
 
-    def requires_grad_(self, flag: bool = True) -> Module:
+    def requires_grad_(self: _M, flag: bool = True) -> _M:
         """Freeze (False) or unfreeze every parameter."""
         for p in self.parameters():
             p.requires_grad_(flag)
@@ -217,7 +232,7 @@ class Module:
             else:
                 p.grad.array[...] = 0
 
-    def to(self, target) -> Module:
+    def to(self: _M, target) -> _M:
         """Move (or cast) every parameter and buffer in place, keeping the objects optimizers hold.
 
         A cast changes floating point tensors only (an integer buffer keeps its dtype), as PyTorch.
@@ -234,16 +249,16 @@ class Module:
                     t.grad = t.grad.to(target)
         return self
 
-    def cpu(self) -> Module:
+    def cpu(self: _M) -> _M:
         return self.to("cpu")
 
-    def cuda(self, device: int | str = 0) -> Module:
+    def cuda(self: _M, device: int | str = 0) -> _M:
         return self.to(device if isinstance(device, str) else f"cuda:{device}")
 
-    def float(self) -> Module:
+    def float(self: _M) -> _M:
         return self.to(np.float32)
 
-    def double(self) -> Module:
+    def double(self: _M) -> _M:
         return self.to(np.float64)
 
     # ------------------------------------------------------------ state
@@ -264,7 +279,7 @@ class Module:
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict expects a dict of name -> array, got {type(state).__name__}")
-        own = dict(self.named_parameters())
+        own: dict[str, Tensor] = dict(self.named_parameters())
         own.update(self._persistent_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

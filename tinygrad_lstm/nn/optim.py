@@ -10,6 +10,7 @@ on the device. The learning-rate schedules are in `lr_scheduler` (`nn.optim.lr_s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..tensor import Tensor, enable_grad, maximum, no_grad, zeros_like
 from . import lr_scheduler  # noqa: F401 - reached as nn.optim.lr_scheduler, as torch.optim.lr_scheduler
@@ -26,7 +27,7 @@ class Optimizer:
         self.state: dict[Tensor, dict] = {}
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), not a single Tensor")
-        groups = list(params)
+        groups: list[Any] = list(params)  # Tensors, or dicts of them (checked by add_param_group)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], Mapping):
@@ -83,7 +84,7 @@ class Optimizer:
 
         Parameters are numbered in group order; the state arrays are copies (a snapshot), as Tensors.
         """
-        index = {}
+        index: dict[int, int] = {}  # id(parameter) -> its number
         groups = []
         for group in self.param_groups:
             for p in group["params"]:

@@ -49,7 +49,7 @@ def resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ..
 
 
 # ops that, as PyTorch, take a 0-d tensor as one element along axis 0 (or -1): softmax of a number is 1
-_SCALAR_IS_ONE_ELEMENT = frozenset({"softmax", "log_softmax"})
+_SCALAR_IS_ONE_ELEMENT = frozenset({"softmax", "log_softmax", "argmax", "argmin"})
 
 
 def check_axis(op: str, axis: int, ndim: int) -> int:

@@ -110,10 +110,12 @@ def rand(*shape, dtype=None, device: str | None = None, requires_grad: bool = Fa
     return _new("rand", _sample("uniform"), shape, dtype, device, requires_grad, kinds="f")
 
 
-def randint(low: int, high: int | None = None, size: tuple = (), *, dtype=None, device: str | None = None) -> Tensor:
+def randint(low: int, high: int | tuple | list | None = None, size: tuple | list = (), *, dtype=None,
+            device: str | None = None) -> Tensor:
     """Integers drawn uniformly from [low, high) (int64 unless `dtype` says); `randint(high, size)` from 0."""
     if high is None or isinstance(high, tuple | list):
-        low, high, size = 0, low, high if high is not None else size
+        size = size if high is None else high
+        low, high = 0, low
     if not high > low:
         raise ArgumentError(f"randint: high ({high}) must be greater than low ({low})")
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class _ThreadState(threading.local):
 
 
 STATE = _ThreadState()
+_Decorated = TypeVar("_Decorated", bound=Callable[..., Any])
 
 
 def is_grad_enabled() -> bool:
@@ -93,7 +94,7 @@ class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
             return self
         return super().__enter__()
 
-    def __call__(self, func: Callable) -> Callable:
+    def __call__(self, func: _Decorated) -> _Decorated:
         if self._before_init is not None:  # decorating does not change the mode of the decorating code
             STATE.grad_enabled, self._before_init = self._before_init, None
         return super().__call__(func)
@@ -349,7 +350,8 @@ def describe_tensor(t: Tensor) -> str:
     """How error messages name a tensor: its name (parameters have one), shape and dtype; an unnamed
     tensor made from a named one by a few ops (weight.T) says so."""
     name = f"{t.name!r}, " if t.name else ""
-    made, source = [], t
+    made: list[str] = []
+    source = t
     while not source.name and source.grad_fn is not None and source.grad_fn.inputs and len(made) < 4:
         made.append(source.grad_fn.op)
         source = source.grad_fn.inputs[0]
@@ -357,10 +359,11 @@ def describe_tensor(t: Tensor) -> str:
     return f"{name}shape {t.shape}, {t.dtype}{origin}"
 
 
-def check_versions(fn: Function) -> None:
-    """Raise if data this node saved for backward was changed in place since (PyTorch's rule and message)."""
+def check_versions(fn: Function, versions: tuple[int, ...]) -> None:
+    """Raise if data this node saved for backward was changed in place since (PyTorch's rule and message);
+    `versions` are the node's `saved_versions`."""
     problem = None
-    for i, (t, saved) in enumerate(zip(fn.inputs, fn.saved_versions, strict=True)):
+    for i, (t, saved) in enumerate(zip(fn.inputs, versions, strict=True)):
         counter = t._version_counter  # None: the storage was replaced (`.data = ...`), the saved one is intact
         if counter is not None and counter.value != saved and saved >= 0:
             problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", counter.value, saved, counter
@@ -392,9 +395,9 @@ def call_backward(fn: Function, grad_outputs: list) -> tuple:
         for t, saved in zip(fn.inputs, versions, strict=True):
             counter = t._version_counter
             if counter is not None and counter.value != saved and saved >= 0:
-                check_versions(fn)
+                check_versions(fn, versions)
         if fn.saved_outputs:
-            check_versions(fn)
+            check_versions(fn, versions)
     if fn.device == "cpu":
         grads = fn.backward(*grad_outputs)
     else:
@@ -415,11 +418,11 @@ def release(fn: Function) -> None:
 
 
 def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
-                 inputs: list[Tensor] | None = None) -> list | None:
+                 inputs: list[Tensor] | None = None) -> list:
     """Walk the graph from `roots` once, in reverse topological order, accumulating into leaves' `.grad`.
 
     With `inputs` (what `autograd.grad` asks for), no `.grad` is touched: the gradient arrays of
-    `inputs` are returned instead (None for an input no path reaches).
+    `inputs` are returned instead (None for an input no path reaches); without, the list is empty.
     Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
     (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
     """
@@ -485,10 +488,10 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
             keeper = retained.get((id(fn), i)) if retained else None
             if keeper is not None:
                 keeper._accumulate_grad(g)
-        grads = call_backward(fn, grad_outputs)
+        input_grads = call_backward(fn, grad_outputs)
         if not retain_graph:
             release(fn)
-        for t, g in zip(fn.inputs, grads, strict=True):
+        for t, g in zip(fn.inputs, input_grads, strict=True):
             if g is None or not t.requires_grad:
                 continue
             g = as_array(g)
@@ -507,3 +510,4 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
         else:
             hooked_grad = leaf._run_hooks(g.array)
             leaf._accumulate_grad(hooked_grad, g.owned and hooked_grad is g.array)
+    return found

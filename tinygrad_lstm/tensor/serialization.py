@@ -126,15 +126,15 @@ def _write_safetensors(file: BinaryIO, arrays: dict[str, np.ndarray | None]) -> 
     the names of empty dicts go into the header's metadata."""
     numpy_names = set(_SAFETENSORS_DTYPES.values())
     empty = [name for name, array in arrays.items() if array is None]
-    arrays = {name: array for name, array in arrays.items() if array is not None}
-    if "__metadata__" in arrays:
+    present = {name: array for name, array in arrays.items() if array is not None}
+    if "__metadata__" in present:
         raise ValueError("save: the key '__metadata__' is reserved by the .safetensors format; rename it, or save "
                          "to .npz")
-    for name, array in arrays.items():
+    for name, array in present.items():
         if array.dtype.name not in numpy_names:
             raise TypeError(f"save: key {name!r} holds dtype {array.dtype}, which a .safetensors file cannot; "
                             "save to .npz instead")
-    contiguous = {k: v if v.flags.c_contiguous else v.copy(order="C") for k, v in arrays.items()}
+    contiguous = {k: v if v.flags.c_contiguous else v.copy(order="C") for k, v in present.items()}
     metadata = {_EMPTY_DICTS: json.dumps(empty)} if empty else None
     file.write(_safetensors("writing").save(contiguous, metadata=metadata))
 
@@ -277,7 +277,7 @@ def _read_npy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str)
                                   "or the file is corrupt") from None
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
+def _read_npz(path: str) -> dict[str, np.ndarray | None]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()

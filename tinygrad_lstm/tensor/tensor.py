@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from .backend import array_module, device_of, is_backend_array, move, normalize_
 from .checks import broadcast_shape, check_axis, check_index, is_device_name, reduced_count, resolve_shape, shape_arg
 from .errors import (
     ArgumentError,
+    AxisError,
     DeviceError,
     DTypeError,
     IndexingError,
@@ -66,6 +68,20 @@ class Tensor:
 
     __slots__ = ("array", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
                  "retains_grad", "_version_counter", "_hooks", "_used", "__weakref__")
+    array: Any  # the backend array (numpy.ndarray or cupy.ndarray)
+    grad: Tensor | None
+    requires_grad: bool
+    name: str | None
+    scope: str  # the name scope it was made in
+    tags: set[str]
+    device: str
+    _xp: Any  # the array module of `device`
+    grad_fn: Function | None
+    _output_index: int
+    retains_grad: bool
+    _version_counter: VersionCounter | None  # made on the first in-place change or view; None reads as version 0
+    _hooks: dict[int, Callable[[Tensor], Tensor | None]] | None
+    _used: bool  # a recorded node took it as an input
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None,
@@ -100,7 +116,7 @@ class Tensor:
         self.scope = STATE.scope
         self.tags = set()
         self.retains_grad = False
-        self._version_counter = None  # made on the first in-place change or view; None reads as version 0
+        self._version_counter = None
         self._hooks = None
         self._used = False
 
@@ -173,8 +189,8 @@ class Tensor:
             counter = self._version_counter = VersionCounter()
             fn = self.grad_fn
             saved = None if fn is None else fn.saved
-            if saved is not None and _holds(saved if type(saved) is tuple or type(saved) is list else (saved,),
-                                            self.array):
+            if fn is not None and saved is not None and _holds(
+                    saved if type(saved) is tuple or type(saved) is list else (saved,), self.array):
                 fn.saved_outputs += ((self._output_index, counter),)
         return counter
 
@@ -324,21 +340,6 @@ class Tensor:
 
     def cuda(self, device: int | str = 0) -> Tensor:
         return self.to(device if isinstance(device, str) else f"cuda:{device}")
-
-    def float(self) -> Tensor:
-        return self.to(np.float32)
-
-    def double(self) -> Tensor:
-        return self.to(np.float64)
-
-    def long(self) -> Tensor:
-        return self.to(np.int64)
-
-    def int(self) -> Tensor:
-        return self.to(np.int32)
-
-    def bool(self) -> Tensor:
-        return self.to(np.bool_)
 
     def type_as(self, other: Tensor) -> Tensor:
         """Cast to `other`'s dtype (the device stays)."""
@@ -816,18 +817,26 @@ class Tensor:
     def argmax(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Tensor:
         """Indices of the maxima (no gradient), int64."""
-        dim, keepdim = _dims("argmax", dim, axis, keepdim, keepdims)
-        dim = None if dim is None else check_axis("argmax", dim, self.ndim)
-        return _constant(self.device, lambda a: a.argmax(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
-                         self.array)
+        return self._arg_extreme("argmax", dim, keepdim, axis, keepdims)
 
     def argmin(self, dim: int | None = None, keepdim: bool = False, *, axis: int | None = None,
                keepdims: bool | None = None) -> Tensor:
         """Indices of the minima (no gradient), int64."""
-        dim, keepdim = _dims("argmin", dim, axis, keepdim, keepdims)
-        dim = None if dim is None else check_axis("argmin", dim, self.ndim)
-        return _constant(self.device, lambda a: a.argmin(axis=dim, keepdims=keepdim).astype(np.int64, copy=False),
-                         self.array)
+        return self._arg_extreme("argmin", dim, keepdim, axis, keepdims)
+
+    def _arg_extreme(self, op: str, dim, keepdim, axis, keepdims) -> Tensor:
+        """argmax/argmin as PyTorch: a 0-d tensor is one element (index 0); nothing to pick from is an error."""
+        dim, keepdim = _dims(op, dim, axis, keepdim, keepdims)
+        if dim is None and self.numel() == 0:
+            raise AxisError(f"{op}(): the tensor is empty (shape {self.shape}), so it has no {op}; give a dim "
+                            "of non-zero length to reduce over")
+        if dim is not None:
+            dim = check_axis(op, dim, self.ndim)
+            if self.ndim and self.shape[dim] == 0:
+                raise AxisError(f"{op}(): dim {dim} of shape {self.shape} has length 0, so it has no {op}")
+        keep = keepdim and self.ndim > 0  # a 0-d tensor stays 0-d, as in PyTorch
+        return _constant(self.device, lambda a: getattr(a.reshape(-1) if a.ndim == 0 else a, op)(
+            axis=dim, keepdims=keep).astype(np.int64, copy=False), self.array)
 
     def isfinite(self) -> Tensor:
         return _constant(self.device, lambda a: self._xp.isfinite(a), self.array)
@@ -991,6 +1000,8 @@ class Tensor:
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
                 part = part.array
+            elif isinstance(part, np.ndarray) and part.ndim == 0:
+                part = part.item() if part.dtype.kind in "biu" else part  # an integer (or bool), as in NumPy
             elif isinstance(part, list | tuple | np.ndarray):  # checked on the host, then moved: no device sync
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
             if is_backend_array(part) and part.dtype.kind not in "biu":
@@ -998,6 +1009,24 @@ class Tensor:
             converted.append(part)
         check_index(tuple(converted), self.shape)
         return tuple(move(p, self.device) if isinstance(p, np.ndarray) else p for p in converted)
+
+    # The dtype casts come last: inside the class body their names (float, int, bool) shadow the builtins,
+    # and type checkers would read the annotations of methods below them as these methods.
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def long(self) -> Tensor:
+        return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
 
 
 def _is_int(part) -> bool:
@@ -1057,7 +1086,7 @@ def _python_data_as_array(data, dtype) -> np.ndarray:
 
 def _too_large(data, dtype: np.dtype) -> str:
     """The message for a Python integer that does not fit `dtype`, naming the largest one."""
-    integers = [v for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
+    integers = [int(v) for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
     digits = str(max(integers, key=abs)) if integers else "?"
     shown = digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
     return f"cannot make a Tensor of dtype {dtype}: the integer {shown} does not fit in it"
@@ -1076,7 +1105,8 @@ def _promote_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     the same kind, it takes that tensor's dtype (float32 * 0-d float64 stays float32)."""
     if a.dtype != b.dtype and (a.ndim == 0) != (b.ndim == 0) and _kind(a.dtype) == _kind(b.dtype):
         return (a.to(b.dtype), b) if a.ndim == 0 else (a, b.to(a.dtype))
-    return tuple(_promote(a, b))
+    a, b = _promote(a, b)
+    return a, b
 
 
 def _kind(dtype: np.dtype) -> str:

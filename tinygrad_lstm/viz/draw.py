@@ -102,7 +102,7 @@ def draw_graph(*roots: Tensor, params: Mapping[str, Tensor] | Iterable[tuple[str
     repeated = find_repeated_scope(n.scope for n in picture.nodes.values())
     note = ""
     keep = _fold_width(picture, repeated, fold)
-    if keep is not None and hidden_numbers(repeated, keep):
+    if keep is not None and repeated is not None and hidden_numbers(repeated, keep):
         note = (f"folded: the first and last {keep} of {len(repeated.numbers)} {repeated.word}s drawn, "
                 f"{len(hidden_numbers(repeated, keep))} elided ({len(picture.nodes)} nodes unfolded)")
         picture = _fold(picture, repeated, keep)
@@ -161,7 +161,7 @@ def _check_arguments(roots: tuple, rankdir: str, fold, grad_range) -> None:
 def _scope(path: str) -> tuple[str, ...]:
     """The scope path as parts; a part repeated directly inside itself is one box ("step 1/step 1/forget gate",
     when a loop opens the step scope that the cell it calls opens too, is "step 1/forget gate")."""
-    parts = []
+    parts: list[str] = []
     for part in path.split("/") if path else ():
         if not parts or parts[-1] != part:
             parts.append(part)
@@ -216,7 +216,8 @@ def _build(view: GraphView, root_ids: set[int], parameter_names: dict[int, str])
         node = picture.nodes[op_keys[id(op)]]
         if len(node.outputs) == 1 and key_of[id(node.outputs[0])] == node.key:
             node.tensor = node.outputs[0]
-    unnamed_inputs = [n for n in picture.nodes.values() if n.kind == "input" and not n.tensor.name]
+    unnamed_inputs = [n for n in picture.nodes.values()
+                      if n.kind == "input" and n.tensor is not None and not n.tensor.name]
     if len(unnamed_inputs) > 1:  # told apart by position, in the order the graph uses them
         for k, node in enumerate(unnamed_inputs, 1):
             node.title = f"input {k}"
@@ -235,7 +236,7 @@ def _fold(picture: _Picture, repeated: RepeatedScope, keep: int) -> _Picture:
         return picture
     group = {key: n.scope[: repeated.depth] if n.kind != "output" and repeated.number_of(n.scope) in hidden else None
              for key, n in picture.nodes.items()}
-    heads = defaultdict(list)
+    heads: defaultdict[str, list[str]] = defaultdict(list)
     for e in picture.edges:
         heads[e.tail].append(e.head)
     for key in reversed(picture.nodes):  # users first: absorb nodes that only feed elided steps (their inputs)
@@ -243,7 +244,9 @@ def _fold(picture: _Picture, repeated: RepeatedScope, keep: int) -> _Picture:
         if (group[key] is None and node.kind != "output" and len(node.scope) <= repeated.depth and heads[key]
                 and all(group[h] is not None for h in heads[key])):
             group[key] = group[heads[key][0]]
-    folded, elided_key, numbers = _Picture(), {}, defaultdict(set)
+    folded = _Picture()
+    elided_key: dict[tuple[str, ...], str] = {}  # the scope a folded node stands for -> its key
+    numbers: defaultdict[tuple[str, ...], set[int | None]] = defaultdict(set)
     for key, node in picture.nodes.items():
         prefix = group[key]
         if prefix is None:
@@ -259,8 +262,9 @@ def _fold(picture: _Picture, repeated: RepeatedScope, keep: int) -> _Picture:
         folded.nodes[key].title = repeated.label(len(numbers[prefix] - {None}))
     merged: dict[tuple[str, str], _Edge] = {}
     for e in picture.edges:
-        tail = elided_key[group[e.tail]] if group[e.tail] is not None else e.tail
-        head = elided_key[group[e.head]] if group[e.head] is not None else e.head
+        tail_group, head_group = group[e.tail], group[e.head]
+        tail = e.tail if tail_group is None else elided_key[tail_group]
+        head = e.head if head_group is None else elided_key[head_group]
         if tail == head:
             continue
         if tail == e.tail and head == e.head:
@@ -294,7 +298,7 @@ def _step_order(picture: _Picture, repeated: RepeatedScope | None) -> list[tuple
             feeds_inside.add(e.tail)
             fed_inside.add(e.head)
     ordered = sorted(units)
-    edges = []
+    edges: list[tuple[str, str]] = []
     for before, after in zip(ordered, ordered[1:], strict=False):
         if before[0] == after[0]:
             ends = [key for key in units[before] if key not in feeds_inside]
@@ -367,7 +371,7 @@ def _highway_groups(picture: _Picture) -> dict[str, str]:
     for e in picture.edges:
         if e.highway and e.tail in parent and e.head in parent:
             parent[find(e.tail)] = find(e.head)
-    roots = {}
+    roots: dict[str, str] = {}
     return {key: roots.setdefault(find(key), f"highway{len(roots)}") for key in parent}
 
 
@@ -397,14 +401,16 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
         edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6"},
     )
     groups = _highway_groups(picture)
-    members, children = defaultdict(list), defaultdict(list)
+    members: defaultdict[tuple[str, ...], list[_Node]] = defaultdict(list)
+    children: defaultdict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
     for node in picture.nodes.values():
         scope = _placement(node, repeated)
         members[scope].append(node)
         for depth in range(1, len(scope) + 1):
             if scope[:depth] not in children[scope[: depth - 1]]:
                 children[scope[: depth - 1]].append(scope[:depth])
-    distance, reach = _flow_order(picture), {}
+    distance = _flow_order(picture)
+    reach: dict[tuple[str, ...], int] = {}  # a cluster -> the smallest `distance` of its nodes
     for node in picture.nodes.values():  # a cluster's result is ready when its last node's is
         scope = _placement(node, repeated)
         for depth in range(1, len(scope) + 1):
@@ -444,7 +450,7 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
 
 
 def _edge_attributes(e: _Edge, picture: _Picture, scale: GradScale | None, norms: dict[int, float]) -> dict:
-    attrs = {}
+    attrs: dict[str, str] = {}
     if picture.nodes[e.tail].kind == "parameter":
         # a parameter feeds every step: its edges stay faint (its gradient is in its label) and leave the
         # ranks to the steps, so the parameters gather at one side instead of pulling the steps apart

@@ -88,17 +88,6 @@ def explorer_page(root: Tensor | dict[str, Tensor], fold: bool | None = None) ->
     return ExplorerPage(_page(panels, _colour(panels)))
 
 
-def _check_root(title: str, root: Tensor, view: GraphView) -> None:
-    where = f" ({title})" if title else ""
-    if not isinstance(root, Tensor):
-        raise TypeError(f"explore takes a Tensor or a dict of Tensors, got {type(root).__name__}{where}")
-    if root.grad_fn is None:
-        raise ValueError(f"explore{where}: the root has no graph (it is a leaf, or was made under no_grad)")
-    if root.grad is None or not any(t.grad is not None for t in view.tensors if t is not root and not t.is_leaf):
-        raise ValueError(f"explore{where}: the graph has no gradients to show; call tl.retain_grads(root), "
-                         "then root.backward(), before exploring")
-
-
 class _Graph:
     """The walked graph with the lookups the explorer needs: who made and who uses each tensor, the walk."""
 
@@ -128,7 +117,8 @@ class _Graph:
 def _panel(title: str, root: Tensor, fold: bool | None) -> dict:
     """One graph: its pictures (whole and/or folded), node summaries, the walk and the per-step chart."""
     if not isinstance(root, Tensor):
-        raise TypeError(f"explore takes a Tensor or a dict of Tensors, got {type(root).__name__}")
+        where = f" ({title})" if title else ""
+        raise TypeError(f"explore takes a Tensor or a dict of Tensors, got {type(root).__name__}{where}")
     g = _Graph(root)
     _check_root(title, root, g.view)
     foldable = _foldable(g.view)
@@ -271,9 +261,10 @@ def _step_chart(g: _Graph) -> dict | None:
         if not t.is_leaf or t.grad is None or not g.users[i]:
             continue
         numbers = {repeated.number_of(tuple(g.view.ops[u].scope.split("/"))) for u in g.users[i]}
-        if len(numbers) != 1 or None in numbers:
+        number = numbers.pop() if len(numbers) == 1 else None
+        if number is None:
             continue
-        bar = bars.setdefault(numbers.pop(), {"squares": 0.0, "arrival": -1, "inputs": []})
+        bar = bars.setdefault(number, {"squares": 0.0, "arrival": -1, "inputs": []})
         bar["squares"] += float(np.linalg.norm(t.grad.numpy().astype(np.float64).ravel())) ** 2
         bar["arrival"] = max(bar["arrival"], g.arrival[i])
         bar["inputs"].append(t.name or f"t{i}")

@@ -35,16 +35,16 @@ class RepeatedScope:
 
 def find_repeated_scope(scopes: Iterable[tuple[str, ...]]) -> RepeatedScope | None:
     """The repeating level of the scope paths, or None when no part looks like "<word> <int>"."""
-    named: dict[tuple[int, str], set[tuple[str, ...]]] = {}
+    named: dict[tuple[int, str], dict[tuple[str, ...], int]] = {}  # (depth, word) -> {prefix: its number}
     for scope in scopes:
         for depth, part in enumerate(scope):
             match = INDEXED_PART.match(part)
             if match:
-                named.setdefault((depth, match.group(1)), set()).add(scope[: depth + 1])
+                named.setdefault((depth, match.group(1)), {})[scope[: depth + 1]] = int(match.group(2))
     if not named:
         return None
     (depth, word), prefixes = max(named.items(), key=lambda item: (len(item[1]), item[0][0]))
-    numbers = sorted({int(INDEXED_PART.match(p[depth]).group(2)) for p in prefixes})
+    numbers = sorted(set(prefixes.values()))
     return RepeatedScope(depth, word, tuple(numbers))
 
 

@@ -40,9 +40,10 @@ def highway_path(view: GraphView) -> tuple[set[int], set[tuple[int, int]]]:
 def _nearest_tagged_ancestors(target, tagged: set[int], producers: dict[int, list]) -> tuple[dict[int, int], list]:
     """Breadth-first search backwards from `target`, level by level, until a level holds tagged tensors."""
     distance = {id(target): 0}
-    frontier, nearest = [target], []
+    frontier: list[object] = [target]
+    nearest: list[object] = []
     while frontier and not nearest:
-        next_frontier = []
+        next_frontier: list[object] = []
         for node in frontier:
             for prev in producers[id(node)]:
                 if id(prev) in distance:

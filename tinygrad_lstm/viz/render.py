@@ -10,6 +10,7 @@ import importlib
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = (
@@ -40,7 +41,10 @@ class _LazyGraphviz:
         return getattr(module, name)
 
 
-graphviz = _LazyGraphviz()
+if TYPE_CHECKING:  # type checkers see the package itself (graphviz.Digraph in annotations)
+    import graphviz
+else:
+    graphviz = _LazyGraphviz()
 
 
 def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str | None = None) -> str:  # noqa: A002
