@@ -19,7 +19,7 @@ from tinygrad_lstm import nn
 from tinygrad_lstm.nn import functional as F
 from tinygrad_lstm.tasks import ADDING_BASELINE_MSE, CharCorpus, adding_problem, segment_recall
 
-RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+RECURRENT_LAYERS: dict[str, Callable[..., nn.Module]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 #: the training loops read the loss back to the host (a device sync) only every LOG_EVERY steps
 LOG_EVERY = 25
 #: called after every training step with the step index and, every LOG_EVERY steps, the loss (else None)

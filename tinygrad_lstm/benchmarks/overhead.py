@@ -17,6 +17,7 @@ import argparse
 import statistics
 import timeit
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or args.min_time <= 0 or args.chain_length < 2:
         parser.error("--repeat must be >= 1, --min-time > 0 and --chain-length >= 2")
 
-    torch = None
+    torch: Any = None  # the module, when it is installed and asked for
     if not args.no_torch:
         try:
             import torch

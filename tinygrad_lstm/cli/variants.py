@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import queue as queue_module
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def run_jobs(jobs: list[Job], workers: int, quiet: bool = False) -> dict[tuple[s
     return {key: [by_seed[s] for s in sorted(by_seed)] for key, by_seed in results.items()}
 
 
-_TICKS = None  # a worker's queue to the progress bar
+_TICKS: Any = None  # a worker's queue to the progress bar
 
 
 def _init_worker(ticks) -> None:

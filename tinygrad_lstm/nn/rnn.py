@@ -436,7 +436,8 @@ class _Recurrent(Module):
         Returns the outputs h_t as rows (sum(batch_sizes), H_out) and the final state, batch in order.
         A sequence that ends (the batch shrinks) sets its state aside as its final one.
         """
-        outputs, ended = [], []
+        outputs: list[Tensor] = []
+        ended: list[tuple[Tensor, ...]] = []  # the final states of sequences that have ended
         for t, x in enumerate(rows.split(batch_sizes)):
             running = batch_sizes[t]
             if running < state[0].shape[0]:

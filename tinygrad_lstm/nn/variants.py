@@ -92,7 +92,7 @@ def variant_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w
     if "i" in gates:
         with name_scope("input gate"):  # how much of the candidate to write
             i = gate("i", c_prev).sigmoid()
-    elif coupled:
+    elif coupled and f is not None:  # a coupled input gate needs the forget gate (the config says so)
         with name_scope("input gate"):  # coupled: write exactly as much as was forgotten
             i = 1 - f
     with name_scope("candidate"):  # what could be written
@@ -135,7 +135,7 @@ class LSTMVariantCell(_Cell):
             setattr(self, f"weight_c{k}", _uniform((hidden_size,), 1 / math.sqrt(hidden_size), dtype, device))
 
     @property
-    def gates(self) -> int:
+    def gates(self) -> int:  # type: ignore[override]  # the base's class constant is per instance here
         return len(self.config["gates"])
 
     def _weights(self) -> tuple:
@@ -173,7 +173,7 @@ class LSTMVariant(LSTM):
         self.variant = variant
 
     @property
-    def gates(self) -> int:
+    def gates(self) -> int:  # type: ignore[override]  # the base's class constant is per instance here
         return len(self.config["gates"])
 
     def _make_parameters(self, name, columns, bound, dtype, device):
