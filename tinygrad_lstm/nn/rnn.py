@@ -13,19 +13,19 @@ import math
 import re
 
 from ..tensor import Tensor, linear, name_scope, rand, stack, zeros
-from .fused import fused_lstm, fused_lstm_cell
+from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
 
 
-def _affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    return x @ weight.T if bias is None else x @ weight.T + bias
+def _gate_inputs(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                 b_hh: Tensor | None) -> Tensor:
+    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once: two matmuls per step, not two per gate.
 
-
-def _pieces(t: Tensor | None, n: int) -> tuple:
-    """Split stacked per-gate rows into the gates (one Split node), or n Nones for a missing bias."""
-    return (None,) * n if t is None else t.chunk(n)
+    The caller splits the result (one node), and each gate activates its piece in its own name scope.
+    """
+    return linear(x, w_ih, b_ih) + linear(h_prev, w_hh, b_hh)
 
 
 def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -39,7 +39,7 @@ def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
              nonlinearity: str = "tanh") -> Tensor:
     """Elman RNN: h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) (or relu)."""
     with name_scope("hidden state"):
-        pre = _affine(x, w_ih, b_ih) + _affine(h_prev, w_hh, b_hh)
+        pre = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh)
         h = pre.tanh() if nonlinearity == "tanh" else pre.relu()
     h.name = "h"
     return h
@@ -47,42 +47,39 @@ def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
 
 def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
-    """One LSTM step from primitive ops, gate by gate (PyTorch's layout: rows i, f, g, o)."""
-    w_ii, w_if, w_ig, w_io = w_ih.chunk(4)
-    w_hi, w_hf, w_hg, w_ho = w_hh.chunk(4)
-    b_ii, b_if, b_ig, b_io = _pieces(b_ih, 4)
-    b_hi, b_hf, b_hg, b_ho = _pieces(b_hh, 4)
+    """One LSTM step from primitive ops (PyTorch's layout: rows i, f, g, o), each gate in its own name scope.
+
+    Thirteen nodes: the gates' inputs in one projection per operand, then a line or two per gate.
+    """
     c_prev.tag("highway")
+    i, f, g, o = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh).chunk(4, axis=1)
     with name_scope("forget gate"):  # how much of the old cell state to keep
-        f = (_affine(x, w_if, b_if) + _affine(h_prev, w_hf, b_hf)).sigmoid()
+        f = f.sigmoid()
     with name_scope("input gate"):  # how much of the candidate to write
-        i = (_affine(x, w_ii, b_ii) + _affine(h_prev, w_hi, b_hi)).sigmoid()
+        i = i.sigmoid()
     with name_scope("candidate"):  # what could be written
-        g = (_affine(x, w_ig, b_ig) + _affine(h_prev, w_hg, b_hg)).tanh()
+        g = g.tanh()
     with name_scope("cell state"):  # the highway: forget some, add some
         c = f * c_prev + i * g
     with name_scope("output gate"):  # what of the squashed cell state to show
-        o = (_affine(x, w_io, b_io) + _affine(h_prev, w_ho, b_ho)).sigmoid()
-        h = o * c.tanh()
+        h = o.sigmoid() * c.tanh()
     return _mark_lstm_state(h, c)
 
 
 def gru_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
              b_hh: Tensor | None) -> Tensor:
     """One GRU step as PyTorch (rows r, z, n); the hidden state is the gated highway here."""
-    w_ir, w_iz, w_in = w_ih.chunk(3)
-    w_hr, w_hz, w_hn = w_hh.chunk(3)
-    b_ir, b_iz, b_in = _pieces(b_ih, 3)
-    b_hr, b_hz, b_hn = _pieces(b_hh, 3)
     h_prev.tag("highway")
-    with name_scope("reset gate"):
-        r = (_affine(x, w_ir, b_ir) + _affine(h_prev, w_hr, b_hr)).sigmoid()
-    with name_scope("update gate"):
-        z = (_affine(x, w_iz, b_iz) + _affine(h_prev, w_hz, b_hz)).sigmoid()
-    with name_scope("candidate"):
-        n = (_affine(x, w_in, b_in) + r * _affine(h_prev, w_hn, b_hn)).tanh()
-    with name_scope("hidden state"):
-        h = (1 - z) * n + z * h_prev
+    x_r, x_z, x_n = linear(x, w_ih, b_ih).chunk(3, axis=1)
+    h_r, h_z, h_n = linear(h_prev, w_hh, b_hh).chunk(3, axis=1)  # apart: the reset gate scales h_n
+    with name_scope("reset gate"):  # how much of the old state the candidate sees
+        r = (x_r + h_r).sigmoid()
+    with name_scope("update gate"):  # how much of the old state to keep
+        z = (x_z + h_z).sigmoid()
+    with name_scope("candidate"):  # what the new state could be
+        n = (x_n + r * h_n).tanh()
+    with name_scope("hidden state"):  # h = (1 - z) * n + z * h_prev
+        h = n + z * (h_prev - n)
     h.tag("highway")
     h.name = "h"
     return h
@@ -402,29 +399,71 @@ class _Recurrent(Module):
 
 
 class RNN(_Recurrent):
-    """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n)."""
+    """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n).
+
+    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_rnn`: the input projection
+    of all steps in one matmul, then the sequence in one node. fused=False composes every step from
+    primitive ops in name scopes, for reading and drawing the graph.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, nonlinearity: str = "tanh", dtype=None, device: str | None = None):
+                 batch_first: bool = False, *, nonlinearity: str = "tanh", fused: bool = True, dtype=None,
+                 device: str | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
-        self.nonlinearity = nonlinearity
+        self.nonlinearity, self.fused = nonlinearity, fused
 
     def _step(self, x, state, weights):
         return (rnn_step(x, state[0], *weights, self.nonlinearity),)
 
+    def _layer(self, k, rows, state, batch):
+        if not self.fused:
+            return super()._layer(k, rows, state, batch)
+        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+        xw = _projection(rows, w_ih, b_ih, b_hh)
+        hs = fused_rnn(xw.reshape(-1, batch, xw.shape[1]), state[0], w_hh, nonlinearity=self.nonlinearity,
+                       overwrite_xw=True)
+        hs.name = "hs"
+        return hs, (hs[-1],)
+
     def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+        return (super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+                + ("" if self.fused else ", fused=False"))
 
 
 class GRU(_Recurrent):
-    """Multi-layer GRU. forward(x, hx=None) -> (output, h_n)."""
+    """Multi-layer GRU. forward(x, hx=None) -> (output, h_n).
+
+    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_gru`: the input projection
+    of all steps in one matmul, then the sequence in one node with an analytic backward. fused=False
+    composes every step from primitive ops in name scopes ("step t/reset gate", ...), for drawing.
+    """
 
     gates = 3
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, fused: bool = True, dtype=None, device: str | None = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+        self.fused = fused
+
     def _step(self, x, state, weights):
         return (gru_step(x, state[0], *weights),)
+
+    def _layer(self, k, rows, state, batch):
+        if not self.fused:
+            return super()._layer(k, rows, state, batch)
+        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+        h0 = state[0]
+        h0.tag("highway")
+        xw = linear(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share of it
+        hs = fused_gru(xw.reshape(-1, batch, xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
+        hs.tag("highway")
+        hs.name = "hs"
+        return hs, (hs[-1],)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.fused else ", fused=False")
 
 
 class LSTM(_Recurrent):

@@ -199,22 +199,20 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """x @ weight.T + bias as one node (PyTorch's addmm), for 2-D x: no bias-free copy of the product stays alive."""
+    """x @ weight.T (+ bias) as one node (PyTorch's addmm), for 2-D x: no bias-free copy or transposed weight node."""
 
-    def forward(self, x, weight, bias):
+    def forward(self, x, weight, bias=None):
         self.saved = (x, weight)
         out = self.xp.dot(x, weight.T)
-        out += bias
+        if bias is not None:
+            out += bias
         return out
 
     def backward(self, g):
         x, weight = self.saved
         needs, dot = self.needs_grad, self.xp.dot
-        return (
-            dot(g, weight) if needs[0] else None,
-            dot(g.T, x) if needs[1] else None,
-            g.sum(axis=0) if needs[2] else None,
-        )
+        grads = (dot(g, weight) if needs[0] else None, dot(g.T, x) if needs[1] else None)
+        return grads if len(needs) == 2 else (*grads, g.sum(axis=0) if needs[2] else None)
 
 
 # ---------------------------------------------------------------- elementwise unary

@@ -1,0 +1,228 @@
+"""The fused GRU and Elman RNN layers (`fused_gru`, `fused_rnn`, nn.GRU/nn.RNN's default), the composed cells'
+fewer nodes, bounded backward memory of a cell loop, and the BLAS thread choice of the recurrent loops."""
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_lstm as tl
+from tinygrad_lstm import nn
+from tinygrad_lstm.nn import fused_gru, fused_rnn
+from tinygrad_lstm.nn.threads import PARALLEL_WORK, loop_threads
+
+TOL = 1e-9
+
+
+def _tensor(rng, shape, device, requires_grad=True):
+    return tl.Tensor(rng.standard_normal(shape), dtype=np.float64, device=device, requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------- the ops alone
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("grad_of", ["all", "xw only"])
+def test_fused_gru_gradcheck(device, bias, grad_of):
+    rng = np.random.default_rng(0)
+    steps, batch, hidden = 3, 2, 2
+    inputs = [_tensor(rng, (steps, batch, 3 * hidden), device), _tensor(rng, (batch, hidden), device),
+              _tensor(rng, (3 * hidden, hidden), device)] + ([_tensor(rng, (3 * hidden,), device)] if bias else [])
+    if grad_of == "xw only":
+        for t in inputs[1:]:
+            t.requires_grad_(False)
+    assert tl.gradcheck(fused_gru, inputs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_fused_rnn_gradcheck(device, nonlinearity, steps):
+    rng = np.random.default_rng(1)
+    batch, hidden = 2, 3
+    inputs = [_tensor(rng, (steps, batch, hidden), device), _tensor(rng, (batch, hidden), device),
+              _tensor(rng, (hidden, hidden), device)]
+    assert tl.gradcheck(lambda *a: fused_rnn(*a, nonlinearity=nonlinearity), inputs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op, gates", [(fused_gru, 3), (fused_rnn, 1)])
+def test_overwrite_xw_only_when_asked(device, op, gates):
+    rng = np.random.default_rng(2)
+    xw, h0, w_hh = (_tensor(rng, s, device) for s in ((3, 2, gates * 2), (2, 2), (gates * 2, 2)))
+    before = xw.numpy().copy()
+    kept = op(xw, h0, w_hh)
+    np.testing.assert_array_equal(xw.numpy(), before)
+    reused = op(tl.Tensor(before, device=device, requires_grad=True), h0, w_hh, overwrite_xw=True)
+    np.testing.assert_array_equal(kept.numpy(), reused.numpy())
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fused_gru(tl.zeros(3, 2, 7), tl.zeros(2, 2), tl.zeros(6, 2)),
+     "fused_gru: xw has shape (3, 2, 7), expected (T, B, 3H) with 3H = 6"),
+    (lambda: fused_gru(tl.zeros(3, 2, 6), tl.zeros(2, 2), tl.zeros(6, 2), tl.zeros(5)),
+     "fused_gru: b_hh has shape (5,), expected (3H,) = (6,)"),
+    (lambda: fused_gru(tl.zeros(3, 2, 6), tl.zeros(3, 2), tl.zeros(6, 2)),
+     "fused_gru: h0 has shape (3, 2), expected (B, H) = (2, 2)"),
+    (lambda: fused_rnn(tl.zeros(3, 2, 2), tl.zeros(2, 2), tl.zeros(4, 2)),
+     "fused_rnn: w_hh must have shape (H, H), got (4, 2)"),
+    (lambda: fused_rnn(tl.zeros(3, 2, 2), tl.zeros(2, 2), tl.zeros(2, 2), nonlinearity="sigmoid"),
+     "fused_rnn: nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert message in str(error.value)
+
+
+def test_bad_dtype_is_named():
+    with pytest.raises(TypeError, match="fused_gru: b_hh has dtype float64 but w_hh has dtype float32"):
+        fused_gru(tl.zeros(3, 2, 6), tl.zeros(2, 2), tl.zeros(6, 2), tl.zeros(6, dtype=np.float64))
+
+
+# ---------------------------------------------------------------- the layers, against PyTorch and the composed path
+
+
+def _layers(torch, kind, device, **options):
+    """Our fused layer, our composed one and PyTorch's, sharing PyTorch's float64 weights."""
+    name, extra = {"gru": ("GRU", {}), "rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
+                   "rnn_relu": ("RNN", {"nonlinearity": "relu"}), "lstm": ("LSTM", {})}[kind]
+    theirs = getattr(torch.nn, name)(3, 4, **options, **extra).double()
+    state = {key: value.detach().numpy() for key, value in theirs.state_dict().items()}
+    ours = []
+    for fused in (True, False):
+        model = getattr(nn, name)(3, 4, **options, **extra, fused=fused, dtype=np.float64, device=device)
+        model.load_state_dict(state)
+        ours.append(model)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kind", ["gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("bias, num_layers, batch_first, give_state",
+                         [(True, 1, False, True), (False, 1, False, False), (True, 2, True, False),
+                          (False, 2, False, True)])
+def test_fused_and_composed_layers_equal_torch(device, torch, kind, bias, num_layers, batch_first, give_state):
+    """Values and every gradient (input, initial state, each weight) under a random upstream gradient, 1e-9."""
+    rng = np.random.default_rng(3)
+    (fused, composed), theirs = _layers(torch, kind, device, bias=bias, num_layers=num_layers,
+                                        batch_first=batch_first)
+    x_data = rng.standard_normal((2, 6, 3) if batch_first else (6, 2, 3))
+    h0_data = rng.standard_normal((num_layers, 2, 4))
+    upstream = rng.standard_normal((2, 6, 4) if batch_first else (6, 2, 4)), rng.standard_normal((num_layers, 2, 4))
+    tx = torch.tensor(x_data, requires_grad=True)
+    th0 = torch.tensor(h0_data, requires_grad=True)
+    t_out, t_h = theirs(tx, th0 if give_state else None)
+    ((t_out * torch.tensor(upstream[0])).sum() + (t_h * torch.tensor(upstream[1])).sum()).backward()
+    expected = [t_out, t_h, tx.grad] + ([th0.grad] if give_state else []) + [p.grad for p in theirs.parameters()]
+    for model in (fused, composed):
+        x = tl.Tensor(x_data, device=device, requires_grad=True)
+        h0 = tl.Tensor(h0_data, device=device, requires_grad=True)
+        out, h_n = model(x, h0 if give_state else None)
+        ((out * tl.Tensor(upstream[0], device=device)).sum()
+         + (h_n * tl.Tensor(upstream[1], device=device)).sum()).backward()
+        got = [out, h_n, x.grad] + ([h0.grad] if give_state else []) + [p.grad for p in model.parameters()]
+        assert len(got) == len(expected)
+        for ours, reference in zip(got, expected, strict=True):
+            np.testing.assert_allclose(ours.numpy(), reference.detach().numpy(), rtol=0, atol=TOL)
+
+
+@settings(max_examples=20, deadline=None)
+@given(kind=st.sampled_from(["gru", "rnn_tanh", "rnn_relu"]), steps=st.integers(1, 5), batch=st.integers(1, 4),
+       hidden=st.integers(1, 5), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_fused_equals_composed_for_random_shapes(kind, steps, batch, hidden, bias, seed):
+    rng = np.random.default_rng(seed)
+    make = nn.GRU if kind == "gru" else nn.RNN
+    options = {} if kind == "gru" else {"nonlinearity": kind.split("_")[1]}
+    fused = make(3, hidden, bias=bias, dtype=np.float64, **options)
+    composed = make(3, hidden, bias=bias, fused=False, dtype=np.float64, **options)
+    composed.load_state_dict({name: p.numpy() for name, p in fused.state_dict().items()})
+    x_data, upstream = rng.standard_normal((steps, batch, 3)), rng.standard_normal((steps, batch, hidden))
+    results = []
+    for model in (fused, composed):
+        x = tl.Tensor(x_data, requires_grad=True)
+        output, _ = model(x)
+        (output * tl.Tensor(upstream)).sum().backward()
+        results.append([output, x.grad] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, op", [(lambda: nn.GRU(3, 4, num_layers=2), "FusedGRULayer"),
+                                      (lambda: nn.RNN(3, 4, num_layers=2), "FusedRNNLayer")])
+def test_fused_layers_are_one_node_per_layer(make, op):
+    model = make()
+    assert model.fused and "fused" not in repr(model)
+    output, h_n = model(tl.randn(5, 2, 3))
+    assert [o.op for o in tl.walk_graph(output, h_n).ops].count(op) == 2
+    model.fused = False
+    assert "fused=False" in repr(model)
+    assert not any(o.op == op for o in tl.walk_graph(*model(tl.randn(5, 2, 3))).ops)
+
+
+def test_fused_gru_keeps_the_highway_tags():
+    output, _ = nn.GRU(3, 4)(tl.randn(5, 2, 3))
+    view = tl.walk_graph(output)
+    assert "highway" in output.tags and any("highway" in t.tags and t.name == "h0" for t in view.tensors)
+
+
+# ---------------------------------------------------------------- the composed cells: few nodes, bounded memory
+
+
+@pytest.mark.parametrize("make, most", [(lambda: nn.LSTMCell(3, 4), 13), (lambda: nn.GRUCell(3, 4), 15),
+                                        (lambda: nn.RNNCell(3, 4), 4),
+                                        (lambda: nn.LSTMCell(3, 4, bias=False), 13)])
+def test_composed_cell_step_is_one_projection_per_operand(make, most):
+    """A step computes every gate's input in one matmul per operand, not one (and a weight chunk) per gate."""
+    cell = make()
+    x, state = tl.randn(2, 3), cell(tl.randn(2, 3))  # the second step: its state comes from a graph
+    out = cell(x, state)
+    ops = [o for o in tl.walk_graph(*(out if isinstance(out, tuple) else (out,))).ops if o.scope.startswith("step 2")]
+    assert len(ops) <= most
+    assert [o.op for o in ops].count("Linear") == 2 and not any(o.op == "Transpose" for o in ops)
+
+
+def _backward_peak_over_forward(cell, x, steps: int) -> tuple[int, int]:
+    """Bytes alive after the forward of a loop over `cell`, and the most the backward added on top."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        state, outputs = None, []
+        for t in range(steps):
+            state = cell(x[t], state)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        loss = tl.stack(outputs).sum()
+        forward, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        loss.backward()
+        return forward, tracemalloc.get_traced_memory()[1] - forward
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("make", [lambda: nn.LSTMCell(32, 64), lambda: nn.GRUCell(32, 64)])
+def test_a_cell_loop_backward_adds_little_memory(make):
+    """Weight gradients accumulate as they arrive and each node's gradients go when it has run: the backward of a
+    50-step loop peaks at a small part of what the forward keeps (it was a growing pile of per-gate pieces)."""
+    x = tl.randn(50, 8, 32)
+    forward, added = _backward_peak_over_forward(make(), x, 50)
+    assert added < 0.25 * forward, (forward, added)
+
+
+# ---------------------------------------------------------------- BLAS threads
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def test_small_loops_run_on_one_blas_thread():
+    before = _blas_threads()
+    with loop_threads(np, 32, 512, 128):
+        assert _blas_threads() == 1
+    assert _blas_threads() == before
+    large = int(np.sqrt(PARALLEL_WORK // 4)) + 1
+    with loop_threads(np, large, 4 * large, large):
+        assert _blas_threads() == before
