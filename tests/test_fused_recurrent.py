@@ -226,3 +226,56 @@ def test_small_loops_run_on_one_blas_thread():
     large = int(np.sqrt(PARALLEL_WORK // 4)) + 1
     with loop_threads(np, large, 4 * large, large):
         assert _blas_threads() == before
+
+
+# ---------------------------------------------------------------- the benchmark's ceilings and the memory child
+
+
+@pytest.mark.parametrize("kind", ["gru", "rnn"])
+def test_benchmark_ceilings_compute_the_same_gradients(kind):
+    """benchmarks/lstm.py compares nn.GRU / nn.RNN against hand-fused layers: they must compute the same."""
+    from tinygrad_lstm.benchmarks.lstm import CEILINGS
+
+    rng = np.random.default_rng(10)
+    layer = (nn.GRU if kind == "gru" else nn.RNN)(3, 4, dtype=np.float64)
+    x = tl.Tensor(rng.standard_normal((6, 2, 3)), requires_grad=True)
+    output, _ = layer(x)
+    output.sum().backward()
+    ceiling_output, grads = CEILINGS[kind](np, *(p.numpy() for p in layer.parameters())).train_step(x.numpy())
+    np.testing.assert_allclose(ceiling_output, output.numpy(), atol=1e-13)
+    expected = {"x": x.grad, "weight_ih": layer.weight_ih_l0.grad, "weight_hh": layer.weight_hh_l0.grad}
+    expected |= ({"bias_ih": layer.bias_ih_l0.grad, "bias_hh": layer.bias_hh_l0.grad} if kind == "gru"
+                 else {"bias": layer.bias_ih_l0.grad})
+    assert grads.keys() == expected.keys()
+    for name, grad in expected.items():
+        np.testing.assert_allclose(grads[name], grad.numpy(), atol=1e-12, err_msg=name)
+
+
+def test_benchmark_memory_runs_each_implementation_in_its_own_process(capsys):
+    from tinygrad_lstm.benchmarks.lstm import _one_memory_measurement, main
+
+    before, peak = _one_memory_measurement("cells", (2, 3, 4, 5))
+    assert 0 < before <= peak
+    assert main(["--memory-of", "fused cells", "--sizes", "2,3,4,5"]) == 0
+    assert len(capsys.readouterr().out.split()) == 2
+
+
+# ---------------------------------------------------------------- iterating a tensor (a user's loop over steps)
+
+
+def test_iterating_unbinds_in_one_node(device, torch):
+    """`for x_t in x` is one Unbind node (as PyTorch's), not one indexing node per step each returning a gradient
+    of the whole x; values and gradients as PyTorch's, on any axis, with slices that got no gradient."""
+    rng = np.random.default_rng(4)
+    data, upstream = rng.standard_normal((4, 3, 2)), rng.standard_normal((3, 2))
+    x, tx = tl.Tensor(data, device=device, requires_grad=True), torch.tensor(data, requires_grad=True)
+    steps = list(x)
+    assert len({id(t.grad_fn) for t in steps}) == 1 and steps[0].grad_fn.op == "Unbind"
+    (steps[1] * tl.Tensor(upstream, device=device)).sum().backward()
+    (list(tx)[1] * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    for axis in (0, 1, 2, -1):
+        assert tl.gradcheck(lambda a, axis=axis: tl.stack(a.unbind(axis)[::2], axis=0).tanh(), [x])
+        for ours, theirs in zip(x.unbind(axis), tx.unbind(axis), strict=True):
+            np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+    assert list(tl.zeros(0, 2)) == [] and tl.zeros(0, 2).unbind(1) != ()

@@ -487,6 +487,18 @@ class Stack(Function):
         return tuple(self.xp.moveaxis(g, self.axis, 0))
 
 
+class Unbind(Function):
+    """The slices along axis 0 as one node with one output each (`for x_t in x`): the backward stacks what came back
+    once, where one indexing node per slice would each build a zero gradient of the whole tensor."""
+
+    def forward(self, a):
+        return tuple(a[i] for i in range(a.shape[0]))
+
+    def backward(self, *grads):
+        like = next(g for g in grads if g is not None)
+        return (self.xp.stack([self.xp.zeros_like(like) if g is None else g for g in grads]),)
+
+
 class Split(Function):
     """One node with one output per piece; pieces that got no gradient count as zeros."""
 

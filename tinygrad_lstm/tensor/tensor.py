@@ -146,7 +146,13 @@ class Tensor:
         return self.shape[0]
 
     def __iter__(self) -> Iterator[Tensor]:
-        return (self[i] for i in range(len(self)))
+        return iter(self.unbind()) if len(self) else iter(())
+
+    def unbind(self, axis: int = 0) -> tuple[Tensor, ...]:
+        """The slices along `axis`, as one graph node (a loop over a sequence's steps iterates these)."""
+        axis = check_axis("unbind", axis, self.ndim)
+        moved = self if axis == 0 else self.permute(axis, *(i for i in range(self.ndim) if i != axis))
+        return apply(ops.Unbind, moved) if moved.shape[0] else ()
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (how truncated BPTT carries state between chunks)."""
