@@ -169,17 +169,29 @@ def test_fused_gru_keeps_the_highway_tags():
 # ---------------------------------------------------------------- the composed cells: few nodes, bounded memory
 
 
-@pytest.mark.parametrize("make, most", [(lambda: nn.LSTMCell(3, 4), 13), (lambda: nn.GRUCell(3, 4), 15),
-                                        (lambda: nn.RNNCell(3, 4), 4),
-                                        (lambda: nn.LSTMCell(3, 4, bias=False), 13)])
-def test_composed_cell_step_is_one_projection_per_operand(make, most):
-    """A step computes every gate's input in one matmul per operand, not one (and a weight chunk) per gate."""
+@pytest.mark.parametrize("make, most, projections", [
+    (lambda: nn.LSTMCell(3, 4), 11, {"GateInputs": 1}), (lambda: nn.LSTMCell(3, 4, bias=False), 11, {"GateInputs": 1}),
+    (lambda: nn.RNNCell(3, 4), 2, {"GateInputs": 1}), (lambda: nn.GRUCell(3, 4), 15, {"Linear": 2})])
+def test_composed_cell_step_projects_all_gates_at_once(make, most, projections):
+    """A step computes every gate's input in one node (two for the GRU, whose reset gate scales h's part), not a
+    matmul and a weight chunk per gate; no node transposes a weight."""
     cell = make()
     x, state = tl.randn(2, 3), cell(tl.randn(2, 3))  # the second step: its state comes from a graph
     out = cell(x, state)
-    ops = [o for o in tl.walk_graph(*(out if isinstance(out, tuple) else (out,))).ops if o.scope.startswith("step 2")]
+    ops = [o.op for o in tl.walk_graph(*(out if isinstance(out, tuple) else (out,))).ops
+           if o.scope.startswith("step 2")]
     assert len(ops) <= most
-    assert [o.op for o in ops].count("Linear") == 2 and not any(o.op == "Transpose" for o in ops)
+    assert {op: ops.count(op) for op in projections} == projections and "Transpose" not in ops
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gate_inputs_gradcheck(device, bias):
+    from tinygrad_lstm.nn.rnn import _gate_inputs
+
+    rng = np.random.default_rng(5)
+    shapes = [(2, 3), (2, 4), (8, 3), (8, 4)] + ([(8,), (8,)] if bias else [None, None])
+    inputs = [None if s is None else _tensor(rng, s, device) for s in shapes]
+    assert tl.gradcheck(_gate_inputs, inputs, atol=1e-7, rtol=1e-5)
 
 
 def _backward_peak_over_forward(cell, x, steps: int) -> tuple[int, int]:

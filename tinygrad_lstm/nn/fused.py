@@ -113,6 +113,7 @@ class FusedLSTMLayer(Function):
             xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None,
         )
 
+
 class FusedGRULayer(Function):
     """A whole sequence of GRU steps (inputs xw (T, B, 3H), h0, w_hh, b_hh unless bias=False; output hs) as one node.
 

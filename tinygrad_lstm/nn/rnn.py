@@ -12,20 +12,48 @@ import contextlib
 import math
 import re
 
-from ..tensor import Tensor, linear, name_scope, rand, stack, zeros
+from ..tensor import Function, Tensor, apply, linear, name_scope, rand, stack, zeros
 from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
 
 
+class GateInputs(Function):
+    """x W_ih^T + h W_hh^T + b_ih + b_hh as one node: the article's W [h, x] + b, without building [h, x].
+
+    Every gate's input at once (split by the caller, one gate per name scope): one node and one
+    (B, gates * H) array per step, where `linear(x) + linear(h)` would keep three alive until the backward.
+    """
+
+    def forward(self, x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+        dot = self.xp.dot
+        self.saved = (x, h, w_ih, w_hh)
+        out = dot(x, w_ih.T)
+        out += dot(h, w_hh.T)
+        for bias in (b_ih, b_hh):
+            if bias is not None:
+                out += bias
+        return out
+
+    def backward(self, g):
+        x, h, w_ih, w_hh = self.saved
+        needs, dot = self.needs_grad, self.xp.dot
+        bias = g.sum(axis=0) if any(needs[4:]) else None
+        return (
+            dot(g, w_ih) if needs[0] else None,
+            dot(g, w_hh) if needs[1] else None,
+            dot(g.T, x) if needs[2] else None,
+            dot(g.T, h) if needs[3] else None,
+            *(bias if need else None for need in needs[4:]),
+        )
+
+
 def _gate_inputs(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
                  b_hh: Tensor | None) -> Tensor:
-    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once: two matmuls per step, not two per gate.
-
-    The caller splits the result (one node), and each gate activates its piece in its own name scope.
-    """
-    return linear(x, w_ih, b_ih) + linear(h_prev, w_hh, b_hh)
+    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once (`GateInputs`): two matmuls, not two per gate."""
+    biases = () if b_ih is None else (b_ih, b_hh)
+    return apply(GateInputs, x, h_prev, w_ih, w_hh, *biases)
 
 
 def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -49,7 +77,7 @@ def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Ten
               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     """One LSTM step from primitive ops (PyTorch's layout: rows i, f, g, o), each gate in its own name scope.
 
-    Thirteen nodes: the gates' inputs in one projection per operand, then a line or two per gate.
+    Eleven nodes: every gate's input in one (`GateInputs`), then a line or two per gate.
     """
     c_prev.tag("highway")
     i, f, g, o = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh).chunk(4, axis=1)
