@@ -287,7 +287,7 @@ def test_detach_shares_data_and_stops_gradients(device):
     x = _leaf([1.0, 2.0], device)
     y = x * 2
     d = y.detach()
-    assert d.is_leaf and not d.requires_grad and d.data is y.data
+    assert d.is_leaf and not d.requires_grad and d.array is y.array
     (y * d).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), 2 * d.numpy())  # d counted as a constant
 

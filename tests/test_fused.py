@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
 from tinygrad_lstm.nn import fused_lstm, fused_lstm_cell
+from tinygrad_lstm.nn.cell_math import gate_views, lstm_step_backward, lstm_step_forward
+from tinygrad_lstm.nn.rnn import lstm_step
+from tinygrad_lstm.tensor.backend import KERNELS
 
 
 def _tensor(rng, shape, device, requires_grad=True):
@@ -74,29 +77,69 @@ def test_fused_layer_gradcheck(device, used):
 
 
 @pytest.mark.parametrize("overwrite_xw", [False, True])
-def test_fused_layer_equals_fused_cell_steps(device, overwrite_xw):
-    """fused_lstm is fused_lstm_cell looped over the steps: the same values and every gradient."""
+@pytest.mark.parametrize("looped_cell", [False, True])
+def test_fused_ops_equal_the_composed_step(device, overwrite_xw, looped_cell):
+    """fused_lstm (and fused_lstm_cell looped) equal nn's composed step, built from primitive ops: every value
+    and every gradient, with a random upstream gradient on every output. The composed step gets xw as its
+    input x with an identity W_ih, which float64 multiplies exactly."""
     rng = np.random.default_rng(12)
     steps, batch, hidden = 6, 3, 4
     data = [rng.standard_normal(s) for s in ((steps, batch, 4 * hidden), (batch, hidden), (batch, hidden),
                                              (4 * hidden, hidden))]
     upstream_hs, upstream_c = rng.standard_normal((steps, batch, hidden)), rng.standard_normal((batch, hidden))
+    identity = tl.Tensor(np.eye(4 * hidden), device=device)
     results = []
-    for looped in (False, True):
+    for path in ("fused", "composed"):
         xw, h0, c0, w_hh = (tl.Tensor(a, device=device, requires_grad=True) for a in data)
-        if looped:
+        if path == "fused" and not looped_cell:
+            hs, c = fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
+        else:
             h, c, hs = h0, c0, []
             for t in range(steps):
-                h, c = fused_lstm_cell(xw[t], h, c, w_hh)
+                if path == "fused":
+                    h, c = fused_lstm_cell(xw[t] * 1 if overwrite_xw else xw[t], h, c, w_hh, overwrite_xw=overwrite_xw)
+                else:
+                    h, c = lstm_step(xw[t], h, c, identity, w_hh, None, None)
                 hs.append(h)
             hs = tl.stack(hs)
-        else:
-            hs, c = fused_lstm(xw * 1 if overwrite_xw else xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
         ((hs * tl.Tensor(upstream_hs, device=device)).sum() + (c * tl.Tensor(upstream_c, device=device)).sum()
          ).backward()
         results.append([hs, c, xw.grad, h0.grad, c0.grad, w_hh.grad])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-13)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("one_tanh", [True, False])
+def test_step_formula_equals_the_primitive_ops(one_tanh):
+    """Both ways the formula activates the gates (one tanh over the whole buffer on NumPy; gate by gate, as the
+    CUDA kernel and the test device run it) give the values and gradients of the same step built from ops."""
+    rng = np.random.default_rng(5)
+    batch, hidden = 3, 5
+    pre, c_prev = rng.standard_normal((batch, 4 * hidden)) * 3, rng.standard_normal((batch, hidden))
+    gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
+    gates, c, h = pre.copy(), np.empty_like(c_prev), np.empty_like(c_prev)
+    lstm_step_forward(np, c_prev, *gate_views(gates), c, h, all_gates=gates if one_tanh else None)
+    dgates, dc_prev = np.empty_like(gates), np.empty_like(c_prev)
+    lstm_step_backward(np, *gate_views(gates), c_prev, c, gh, gc, *gate_views(dgates), dc_prev,
+                       all_gates=gates if one_tanh else None, all_dgates=dgates if one_tanh else None)
+
+    a, c_in = tl.Tensor(pre, requires_grad=True), tl.Tensor(c_prev, requires_grad=True)
+    i, f, g, o = a.chunk(4, axis=1)
+    c_ref = i.sigmoid() * g.tanh() + f.sigmoid() * c_in
+    h_ref = o.sigmoid() * c_ref.tanh()
+    ((h_ref * tl.Tensor(gh)).sum() + (c_ref * tl.Tensor(gc)).sum()).backward()
+    for ours, ref in ((c, c_ref), (h, h_ref), (dgates, a.grad), (dc_prev, c_in.grad)):
+        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.concatenate([t.sigmoid().numpy() if k != 2 else t.tanh().numpy()
+                                               for k, t in enumerate((i, f, g, o))], axis=1), gates, rtol=1e-12)
+
+
+def test_every_cuda_kernel_is_registered_with_its_formula():
+    """The kernels a GPU runs are the named formulas the CPU runs (the test device evaluates `formula`)."""
+    assert KERNELS["tinygrad_lstm_step_forward"].formula is lstm_step_forward
+    assert KERNELS["tinygrad_lstm_step_backward"].formula is lstm_step_backward
+    for name in ("i", "f", "g", "o", "c_prev", "c ", "h"):
+        assert name in KERNELS["tinygrad_lstm_step_forward"].operation
 
 
 def test_fused_layer_gives_gradients_only_where_needed(device):

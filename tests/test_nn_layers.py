@@ -139,7 +139,7 @@ def test_embedding_padding_idx_matches_torch(torch):
     ours = nn.Embedding(5, 3, padding_idx=-1, dtype=np.float64)
     assert ours.padding_idx == 4 and not ours.weight.numpy()[4].any()
     theirs = torch.nn.Embedding(5, 3, padding_idx=4, dtype=torch.float64)
-    ours.weight.data[4] = 1.5  # a non-zero padding row is still returned, but takes no gradient
+    ours.weight.array[4] = 1.5  # a non-zero padding row is still returned, but takes no gradient
     theirs.load_state_dict(to_torch(torch, ours.state_dict()))
     indices = np.array([4, 1, 4, 2])
     out, ref = ours(indices), theirs(torch.tensor(indices))

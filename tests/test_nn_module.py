@@ -84,7 +84,7 @@ def test_state_dict_maps_names_to_detached_tensors_sharing_the_data():
         assert isinstance(state[name], tl.Tensor) and not isinstance(state[name], nn.Parameter)
         assert not state[name].requires_grad and state[name].is_leaf
         np.testing.assert_array_equal(state[name].numpy(), p.numpy())
-    net.head.weight.data[...] = 7.0
+    net.head.weight.array[...] = 7.0
     assert (state["head.weight"].numpy() == 7.0).all()
 
 

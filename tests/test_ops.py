@@ -303,6 +303,7 @@ def test_broadcasting_binary_ops(device, op, shapes, seed):
     assert out.shape == shapes.result_shape
     np.testing.assert_allclose(out.numpy(), reference(*arrays), rtol=1e-12)
     assert tl.gradcheck(ours, inputs)
+    ours(*inputs).sum().backward()
     for t in inputs:
         assert t.grad.shape == t.shape  # every gradient is reduced back to its input's shape
 

@@ -172,7 +172,7 @@ def test_load_state_dict_names_what_does_not_fit():
 def test_step_updates_in_place_without_touching_grads_or_the_host(device, monkeypatch):
     """No .item()/.numpy()/float() in step: hyperparameters are Python numbers, state stays on the device."""
     params = [nn.Parameter(tl.randn(3, 2, device=device)), nn.Parameter(tl.randn(2, device=device))]
-    data_before = [p.data for p in params]
+    data_before = [p.array for p in params]
     for p in params:
         p.grad = tl.ones_like(p)
     grads_before = [p.grad.numpy().copy() for p in params]
@@ -183,7 +183,7 @@ def test_step_updates_in_place_without_touching_grads_or_the_host(device, monkey
         opt.step()
         opt.step()
     monkeypatch.undo()
-    assert all(p.data is d for p, d in zip(params, data_before, strict=True))  # updated in place
+    assert all(p.array is d for p, d in zip(params, data_before, strict=True))  # updated in place
     assert all(p.dtype == np.float32 for p in params)
     for p, g in zip(params, grads_before, strict=True):
         np.testing.assert_array_equal(p.grad.numpy(), g)

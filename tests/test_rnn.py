@@ -405,7 +405,7 @@ def _accuracy_after_training(kind: str, steps: int = 40, iterations: int = 120, 
     model = nn.LSTM(2, hidden) if kind == "lstm" else nn.RNN(2, hidden)
     if kind == "lstm":  # the usual forget-gate bias: start by remembering (Jozefowicz et al., 2015)
         with tl.no_grad():
-            model.bias_hh_l0.data[hidden : 2 * hidden] = 3.0
+            model.bias_hh_l0.array[hidden : 2 * hidden] = 3.0
     readout = nn.Linear(hidden, 1)
     optimizer = nn.optim.Adam(list(model.parameters()) + list(readout.parameters()), lr=0.01)
 

@@ -53,7 +53,7 @@ def test_tensor_copies_its_data(device):
     a[0] = 5.0
     assert t.numpy()[0] == 1.0
     u = tl.Tensor(t)
-    assert u.data is not t.data and u.dtype == t.dtype and not u.requires_grad
+    assert u.array is not t.array and u.dtype == t.dtype and not u.requires_grad
 
 
 def test_a_list_of_one_element_tensors_and_numpy_conversion():
@@ -70,7 +70,7 @@ def test_properties(device):
     assert x.is_leaf and x.requires_grad and x.grad is None and x.grad_fn is None
     y = x * 2
     assert not y.is_leaf and y.requires_grad and y.grad_fn.op == "Mul" and y.name is None
-    assert isinstance(x.data, array_module(x.device).ndarray)
+    assert isinstance(x.array, array_module(x.device).ndarray)
 
 
 def test_python_conversions(device):
@@ -206,15 +206,15 @@ def test_ops_take_their_array_module_from_the_device(device):
     x = tl.Tensor([1.0, 2.0], requires_grad=True, device=device)
     y = (x * 2).exp()
     assert y.grad_fn.xp is array_module(x.device) and y.grad_fn.device == x.device
-    assert isinstance(y.data, array_module(x.device).ndarray)
+    assert isinstance(y.array, array_module(x.device).ndarray)
     y.sum().backward()
-    assert isinstance(x.grad.data, array_module(x.device).ndarray) and x.grad.device == x.device
+    assert isinstance(x.grad.array, array_module(x.device).ndarray) and x.grad.device == x.device
 
 
 def test_devices_are_normalized(device):
     assert tl.Tensor([1.0]).device == "cpu" and tl.Tensor([1.0], device=None).device == "cpu"
     t = tl.Tensor([1.0], device=device)
-    assert tl.Tensor(t.data).device == t.device  # a backend array keeps its device
+    assert tl.Tensor(t.array).device == t.device  # a backend array keeps its device
 
 
 # ---------------------------------------------------------------- factories

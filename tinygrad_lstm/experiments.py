@@ -235,18 +235,19 @@ CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 
 
 def unrolled_cell(kind: str = "lstm", steps: int = 3, input_size: int = 3, hidden_size: int = 4, batch: int = 1,
-                  backward: bool = False, seed: int = 0) -> tl.Tensor:
+                  backward: bool = False, seed: int = 0, device: str = "cpu", input_grad: bool = False) -> tl.Tensor:
     """Unroll one cell for `steps` time steps (each in a "step t" name scope) and return a scalar loss on the
-    last hidden state; with `backward`, run backward first, keeping every tensor's gradient for the picture."""
+    last hidden state; with `backward`, run backward first, keeping every tensor's gradient for the picture.
+    `input_grad`: the inputs x_t require grad, so the gradient reaching each step's input can be read."""
     if kind not in CELLS:
         raise ValueError(f"unknown cell {kind!r}: choose one of {sorted(CELLS)}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     tl.manual_seed(seed)
-    cell = CELLS[kind](input_size, hidden_size)
+    cell = CELLS[kind](input_size, hidden_size, device=device)
     state = None
     for t in range(1, steps + 1):
-        x = tl.randn(batch, input_size)
+        x = tl.randn(batch, input_size, device=device, requires_grad=input_grad)
         x.name = f"x_{t}"
         state = cell(x, state)  # the cell opens one "step t" scope per call
     h = state[0] if isinstance(state, tuple) else state

@@ -1,13 +1,13 @@
-"""The `tinygrad-lstm` command line: train (the main job), memory, gates, graph, bench, info."""
+"""The `tinygrad-lstm` command line: train (the main job), memory, gates, graph, explore, bench, info."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import bench, gates, graph, info, memory, train
+from . import bench, explore, gates, graph, info, memory, train
 
-SUBCOMMANDS = (train, memory, gates, graph, bench, info)
+SUBCOMMANDS = (train, memory, gates, graph, explore, bench, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

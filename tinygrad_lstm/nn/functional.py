@@ -100,7 +100,7 @@ def _beside(value, ref: Tensor, what: str) -> Tensor:
 def _first_outside(indices: Tensor, size: int, ignore: int | None = None) -> int | None:
     """The first index outside [0, size) (skipping `ignore`), or None. One device sync, needed because
     fancy indexing would wrap negative indices (and CuPy wraps every out-of-range one) silently."""
-    data = indices.data
+    data = indices.array
     outside = (data < 0) | (data >= size)
     if ignore is not None:
         outside &= data != ignore

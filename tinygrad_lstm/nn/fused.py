@@ -276,7 +276,8 @@ def _well_formed(xw, states: tuple, w_hh, xw_ndim: int, gates: int, b_hh=None) -
             and all(s.shape == (batch, hidden) and s.dtype == dtype for s in states))
 
 
-def _input_error(who: str, xw, states: tuple, w_hh, xw_ndim: int, gates: int, b_hh=None) -> Exception:
+def _input_error(who: str, xw, states: tuple[tuple[str, Tensor], ...], w_hh, xw_ndim: int, gates: int,
+                 b_hh=None) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
     named = (("xw", xw), *states, ("w_hh", w_hh)) + ((("b_hh", b_hh),) if b_hh is not None else ())
     for name, t in named:

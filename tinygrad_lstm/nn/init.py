@@ -1,6 +1,6 @@
 """Weight initialisers as PyTorch's `torch.nn.init`: each fills a tensor in place and returns it.
 
-They write `tensor.data` directly (no graph is recorded), drawing on the tensor's own device and
+They write `tensor.array` directly (no graph is recorded), drawing on the tensor's own device and
 dtype from the generator that `tl.manual_seed` seeds.
 """
 
@@ -38,19 +38,19 @@ def fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with samples from U(a, b)."""
     sample = rand(tensor.shape, dtype=tensor.dtype, device=tensor.device)
-    tensor.data[...] = (sample * (b - a) + a).data
+    tensor.array[...] = (sample * (b - a) + a).array
     return tensor
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with samples from N(mean, std^2)."""
     sample = randn(tensor.shape, dtype=tensor.dtype, device=tensor.device)
-    tensor.data[...] = (sample * std + mean).data
+    tensor.array[...] = (sample * std + mean).array
     return tensor
 
 
 def constant_(tensor: Tensor, value: float) -> Tensor:
-    tensor.data[...] = value
+    tensor.array[...] = value
     return tensor
 
 

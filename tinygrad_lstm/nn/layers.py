@@ -108,7 +108,7 @@ class Embedding(Module):
         self.weight = Parameter(zeros(num_embeddings, embedding_dim, dtype=dtype, device=device))
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight.array[self.padding_idx] = 0
 
     def forward(self, indices) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)

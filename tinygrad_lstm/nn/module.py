@@ -137,14 +137,14 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad.array[...] = 0
 
     def to(self, target) -> Module:
         """Move (or cast) every parameter in place, keeping the Parameter objects optimizers hold."""
         with no_grad():
             for p in self.parameters():
                 moved = p.to(target)
-                p.data, p.device, p._xp = moved.data, moved.device, array_module(moved.device)
+                p.array, p.device, p._xp = moved.array, moved.device, array_module(moved.device)
                 if p.grad is not None:
                     p.grad = p.grad.to(target)
         return self
@@ -197,7 +197,7 @@ class Module:
             values[name] = value
         for name, value in values.items():
             p = own[name]
-            p.data[...] = Tensor(value, dtype=p.dtype, device=p.device).data
+            p.array[...] = Tensor(value, dtype=p.dtype, device=p.device).array
         return missing, unexpected
 
     # ------------------------------------------------------------ repr

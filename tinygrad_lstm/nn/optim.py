@@ -1,6 +1,6 @@
 """Optimizers as PyTorch's single-tensor (foreach=False) implementations: SGD, Adam, AdamW.
 
-Each update is the same sequence of array operations as PyTorch's, applied in place to `p.data`
+Each update is the same sequence of array operations as PyTorch's, applied in place to `p.array`
 through the parameter's array module, so a float64 run follows PyTorch's trajectory to rounding
 (PyTorch fuses some multiply-adds; NumPy rounds them twice). Hyperparameters stay Python floats
 and the step count a Python int: `step()` never waits on the device.
@@ -56,7 +56,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad.array[...] = 0
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss first, as PyTorch."""
@@ -67,7 +67,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, p.grad.data, self.state.setdefault(p, {}), group)
+                    self._update(p, p.grad.array, self.state.setdefault(p, {}), group)
         return loss
 
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
@@ -151,7 +151,7 @@ def _restore(name: str, value, p: Tensor, index: int):
     if shape != p.shape:
         raise ValueError(f"load_state_dict: state {name!r} of parameter {index} has shape {shape}, "
                          f"but the parameter has shape {p.shape}")
-    return Tensor(value, dtype=p.dtype, device=p.device).data
+    return Tensor(value, dtype=p.dtype, device=p.device).array
 
 
 def _check_hyperparameters(lr: float, weight_decay: float, eps: float = 0.0) -> None:
@@ -179,7 +179,7 @@ class SGD(Optimizer):
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         if weight_decay != 0:
-            grad = grad + weight_decay * p.data
+            grad = grad + weight_decay * p.array
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -188,7 +188,7 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * grad
+        p.array -= group["lr"] * grad
 
 
 class Adam(Optimizer):
@@ -209,17 +209,17 @@ class Adam(Optimizer):
         lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.data)
-            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            state["exp_avg"] = xp.zeros_like(p.array)
+            state["exp_avg_sq"] = xp.zeros_like(p.array)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if weight_decay != 0:
             if self.decoupled_weight_decay:
-                p.data *= 1 - lr * weight_decay
+                p.array *= 1 - lr * weight_decay
             else:
-                grad = grad + weight_decay * p.data
+                grad = grad + weight_decay * p.array
         _lerp_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * grad * grad
@@ -230,7 +230,7 @@ class Adam(Optimizer):
             second_moment = state["max_exp_avg_sq"]
             xp.maximum(second_moment, exp_avg_sq, out=second_moment)
         denom = xp.sqrt(second_moment) / bias_correction2_sqrt + group["eps"]
-        p.data += -(lr / bias_correction1) * exp_avg / denom
+        p.array += -(lr / bias_correction1) * exp_avg / denom
 
 
 class AdamW(Adam):

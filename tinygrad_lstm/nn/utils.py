@@ -17,7 +17,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     nothing waits on the device (unless `error_if_nonfinite` asks to look at the norm).
     """
     parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    grads = [p.grad.data for p in parameters if p.grad is not None]
+    grads = [p.grad.array for p in parameters if p.grad is not None]
     if not grads:
         return zeros(())
     devices = {p.grad.device for p in parameters if p.grad is not None}

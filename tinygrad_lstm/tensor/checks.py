@@ -47,17 +47,24 @@ def resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ..
     return shape
 
 
+# ops that, as PyTorch, take a 0-d tensor as one element along axis 0 (or -1): softmax of a number is 1
+_SCALAR_IS_ONE_ELEMENT = frozenset({"softmax", "log_softmax"})
+
+
 def check_axis(op: str, axis: int, ndim: int) -> int:
     """One axis, checked and made non-negative."""
     if not isinstance(axis, int | np.integer):
         raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
+    if ndim == 0 and op in _SCALAR_IS_ONE_ELEMENT and axis in (0, -1):
+        return 0
     if ndim == 0 or not -ndim <= axis < ndim:
         raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
     return int(axis) % ndim
 
 
-def reduced_count(shape: tuple[int, ...], axis) -> int:
-    return math.prod(shape[a] for a in normalize_axes(axis, len(shape)))
+def reduced_count(shape: tuple[int, ...], axis, op: str = "mean") -> int:
+    """How many elements a reduction over `axis` combines into each result."""
+    return math.prod(shape[a] for a in normalize_axes(axis, len(shape), op))
 
 
 def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -102,6 +109,11 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
         elif part is None or isinstance(part, bool | np.bool_):
             continue
         elif isinstance(part, slice):
+            ends = (part.start, part.stop, part.step)
+            if not all(end is None or isinstance(end, int | np.integer) for end in ends):
+                raise IndexError(f"slice {part!r} at axis {axis}: start, stop and step must be integers or None")
+            if part.step == 0:
+                raise IndexError(f"slice {part!r} at axis {axis}: the step cannot be zero")
             axis += 1
         elif isinstance(part, int | np.integer):
             if not -shape[axis] <= part < shape[axis]:

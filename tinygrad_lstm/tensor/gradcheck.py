@@ -12,7 +12,11 @@ from .tensor import Tensor
 
 
 def _outputs(result) -> list[Tensor]:
-    return list(result) if isinstance(result, tuple | list) else [result]
+    outputs = list(result) if isinstance(result, tuple | list) else [result]
+    for o in outputs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: fn must return a Tensor or a tuple of Tensors, got a {type(o).__name__}")
+    return outputs
 
 
 def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, atol: float = 1e-5,
@@ -23,7 +27,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
     inputs (index tensors, masks, numbers) are passed through. The outputs (a Tensor or a tuple
     of them) are weighted by a random upstream gradient, so every vector-Jacobian product is
     exercised, not only that of `.sum()`. Returns True, or raises AssertionError naming the input
-    and the worst element.
+    and the worst element. The caller's tensors (their data and `.grad`) are left as they were.
     """
     inputs = list(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
@@ -32,8 +36,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
     for i in checked:
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck needs float64 tensors: input {i} is {inputs[i].dtype} (use .double())")
-        inputs[i].data = inputs[i].data.copy()  # a private, writable, contiguous array to nudge
-        inputs[i].grad = None
+        inputs[i] = Tensor(inputs[i], requires_grad=True)  # a private leaf, with its own copy of the data to nudge
     rng = np.random.default_rng(seed)
 
     with enable_grad():
@@ -50,13 +53,16 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6, at
 
     def weighted_sum() -> float:
         results = _outputs(fn(*inputs))
-        return sum(float((to_numpy(o.data) * u).sum()) for o, u in zip(results, upstream, strict=True))
+        return sum(float((to_numpy(o.array) * u).sum()) for o, u in zip(results, upstream, strict=True))
 
     for i in checked:
         t = inputs[i]
-        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.data)
+        analytic = np.zeros(t.shape) if t.grad is None else to_numpy(t.grad.array)
+        if analytic.shape != t.shape:
+            raise AssertionError(f"gradcheck failed for input {i}: backward gives a gradient of shape "
+                                 f"{analytic.shape} for an input of shape {t.shape}")
         numeric = np.zeros(t.shape)
-        flat = t.data.reshape(-1)
+        flat = t.array.reshape(-1)
         with no_grad():
             for k in range(flat.size):
                 original = flat[k].item()

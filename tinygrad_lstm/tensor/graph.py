@@ -102,13 +102,41 @@ def detect_anomaly():
         STATE.detect_anomaly = previous
 
 
-def check_finite(array, what: str, fn: Function) -> None:
-    """Raise FloatingPointError naming `fn` if a float `array` holds NaN or Inf (anomaly mode)."""
+def is_finite(array) -> bool:
+    """False if a float `array` holds NaN or Inf; integer and bool arrays always are finite."""
     if array is None or not np.issubdtype(array.dtype, np.inexact):
+        return True
+    return bool(array_module(device_of(array)).isfinite(array).all())
+
+
+def _in_scope(fn: Function) -> str:
+    return f" in name scope {fn.scope!r}" if fn.scope else ""
+
+
+def _origin(t: Tensor) -> str:
+    """Where a tensor's NaN/Inf came from, for the anomaly message."""
+    what = f"tensor {t.name!r}" if t.name else "tensor"
+    if t.grad_fn is None:
+        return f"the {what} of shape {t.shape} is a leaf: the NaN or Inf came in with data given to the graph"
+    return (f"the {what} of shape {t.shape} was made by op {t.grad_fn.op!r}{_in_scope(t.grad_fn)} "
+            "before detect_anomaly was on")
+
+
+def check_finite(array, what: str, fn: Function, inputs: Iterable[Tensor] = ()) -> None:
+    """Anomaly mode: raise FloatingPointError if `array`, made by the `what` ("forward", "backward") of `fn`,
+    holds NaN or Inf.
+
+    The op is blamed only when its inputs were finite; when one was not, the op only passed the NaN on, and
+    the message says where it came from instead (a leaf, or a tensor computed before anomaly mode was on).
+    """
+    if is_finite(array):
         return
-    if not bool(array_module(device_of(array)).isfinite(array).all()):
-        where = f" in name scope {fn.scope!r}" if fn.scope else ""
-        raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{where} produced NaN or Inf")
+    for i, t in enumerate(inputs):
+        if not is_finite(t.array):
+            raise FloatingPointError(f"anomaly: input {i} of op {fn.op!r}{_in_scope(fn)} already holds NaN or Inf "
+                                     f"(seen in its {what}): {_origin(t)}")
+    raise FloatingPointError(f"anomaly: the {what} of op {fn.op!r}{_in_scope(fn)} produced NaN or Inf "
+                             "from finite inputs")
 
 
 class Function:
@@ -301,6 +329,8 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         if t.retains_grad:
             retained[(id(fn), t._output_index)] = t
 
+    if anomaly and not is_finite(grad):
+        raise FloatingPointError("anomaly: the gradient given to backward() holds NaN or Inf (no op made it)")
     deliver(root, as_array(grad))
     order = topological_order([root.grad_fn]) if root.grad_fn is not None else []
     for fn in reversed(order):
@@ -308,6 +338,11 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
         if slots is None:
             continue  # no path carried a gradient here
         grad_outputs = [None if s is None else s.array for s in slots]
+        if anomaly:
+            for i, s in enumerate(slots):
+                if s is not None and s.owned and not is_finite(s.array):  # each part was finite: the sum overflowed
+                    raise FloatingPointError(f"anomaly: the gradients reaching output {i} of op {fn.op!r}"
+                                             f"{_in_scope(fn)} are finite, but their sum overflowed to Inf")
         for i, g in enumerate(grad_outputs):
             keeper = retained.get((id(fn), i)) if retained else None
             if keeper is not None and g is not None:
@@ -320,7 +355,7 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                 continue
             g = as_array(g)
             if anomaly:
-                check_finite(g, "backward", fn)
+                check_finite(g, "backward", fn, fn.inputs)
             deliver(t, g)
     for leaf, g in leaves.values():
         leaf._accumulate_grad(g.array, g.owned)

@@ -8,6 +8,9 @@ Arrays that `backward` needs live in `self.saved`, which the backward walk frees
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from .backend import move
@@ -27,19 +30,25 @@ def unbroadcast(grad, shape: tuple[int, ...]):
     return grad
 
 
-def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
-    """`axis` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes, checked."""
+def normalize_axes(axis, ndim: int, op: str = "") -> tuple[int, ...]:
+    """`axis` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes, checked.
+
+    Errors start with `op` ("sum: axis 2 is out of range ..."), so they say which call was wrong.
+    """
+    where = f"{op}: " if op else ""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis) if isinstance(axis, Sequence) else None
+    if axes is None or not all(isinstance(a, int | np.integer) for a in axes):
+        raise TypeError(f"{where}axis must be an integer or a tuple of integers, got {axis!r}")
     for a in axes:
-        if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
+        if not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{where}axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
     if ndim == 0:
         return ()  # a 0-d tensor accepts axis 0 or -1, as PyTorch; there is nothing to reduce
     normalized = tuple(sorted(int(a) % ndim for a in axes))
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"axis {axis!r} names an axis twice")
+        raise ValueError(f"{where}axis {axis!r} names an axis twice")
     return normalized
 
 
@@ -55,6 +64,21 @@ def _expand_reduced(xp, grad, shape: tuple[int, ...], kept_shape: tuple[int, ...
 
 def _drop_axes(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _as_float(xp, a):
+    """Float-valued ops compute integer and bool input in float32, as PyTorch (NumPy would pick float64).
+
+    No gradient is lost: integer tensors cannot require grad.
+    """
+    return a if a.dtype.kind == "f" else a.astype(xp.float32)
+
+
+def _max_kept(xp, a, axes: tuple[int, ...]):
+    """The max over `axes` (kept) that exp() is shifted by; 0 over an empty axis, where there is none."""
+    if any(a.shape[i] == 0 for i in axes):
+        return xp.zeros(_kept_shape(a.shape, axes), dtype=a.dtype)
+    return a.max(axis=axes, keepdims=True)
 
 
 # ---------------------------------------------------------------- elementwise binary
@@ -112,9 +136,13 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b. As PyTorch, d/db is taken as 0 where a == 0 and is NaN where a < 0 (log of a negative)."""
+    """a ** b, with PyTorch's gradients at the edges: d/da is 0 where b == 0 (so x ** 0 and x ** x at 0 are not
+    0 * inf = NaN); d/db is 0 where a == 0 and b >= 0, -inf where a == 0 and b < 0, NaN where a < 0."""
 
     def forward(self, a, b):
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu" and bool((b < 0).any()):
+            raise ValueError("pow: integers to negative integer powers are not allowed, as in PyTorch; "
+                             "make the base a float tensor first (.float())")
         out = a**b
         self.saved = (a, b, out)
         return out
@@ -124,11 +152,26 @@ class Pow(Function):
         xp = self.xp
         ga = gb = None
         if self.needs_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+            exponent_zero = b == 0
+            slope = b * a ** xp.where(exponent_zero, 1, b - 1)  # a ** -1 at a == 0 would warn, then be masked
+            ga = unbroadcast(xp.where(exponent_zero, 0, g * slope), a.shape)
         if self.needs_grad[1]:
-            log_a = xp.where(a < 0, xp.nan, xp.log(xp.where(a > 0, a, 1)))
-            gb = unbroadcast(g * out * log_a, b.shape)
+            positive = a > 0
+            undefined = xp.where(a == 0, -xp.inf, xp.nan).astype(a.dtype, copy=False)  # log 0, log of a negative
+            log_a = xp.where(positive, xp.log(xp.where(positive, a, 1)), undefined)
+            flat = (a == 0) & (b >= 0)  # out is 0 or 1 there and does not move with b
+            gb = unbroadcast(g * (xp.where(flat, 0, out) * xp.where(flat, 0, log_a)), b.shape)
         return ga, gb
+
+
+def _tie_split(xp, g, a, b, loses):
+    """The gradient one side of a max/min gets: all of it where it won, half at a tie, none where it lost.
+
+    Chosen with `where`, not by multiplying with a 0/1 mask, so a NaN or Inf gradient does not leak into the
+    side that lost (as PyTorch); a NaN input wins.
+    """
+    zero = xp.zeros((), dtype=g.dtype)
+    return xp.where(loses, zero, xp.where(a == b, g / 2, g))
 
 
 class Maximum(Function):
@@ -140,8 +183,9 @@ class Maximum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, a > b).astype(g.dtype, copy=False)
-        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+        xp = self.xp
+        return (unbroadcast(_tie_split(xp, g, a, b, a < b), a.shape) if self.needs_grad[0] else None,
+                unbroadcast(_tie_split(xp, g, a, b, a > b), b.shape) if self.needs_grad[1] else None)
 
 
 class Minimum(Function):
@@ -153,8 +197,9 @@ class Minimum(Function):
 
     def backward(self, g):
         a, b = self.saved
-        share = self.xp.where(a == b, 0.5, a < b).astype(g.dtype, copy=False)
-        return unbroadcast(g * share, a.shape), unbroadcast(g * (1 - share), b.shape)
+        xp = self.xp
+        return (unbroadcast(_tie_split(xp, g, a, b, a > b), a.shape) if self.needs_grad[0] else None,
+                unbroadcast(_tie_split(xp, g, a, b, a < b), b.shape) if self.needs_grad[1] else None)
 
 
 class Where(Function):
@@ -228,6 +273,7 @@ class Neg(Function):
 
 class Exp(Function):
     def forward(self, a):
+        a = _as_float(self.xp, a)
         self.saved = self.xp.exp(a)
         return self.saved
 
@@ -237,6 +283,7 @@ class Exp(Function):
 
 class Log(Function):
     def forward(self, a):
+        a = _as_float(self.xp, a)
         self.saved = a
         return self.xp.log(a)
 
@@ -246,6 +293,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, a):
+        a = _as_float(self.xp, a)
         self.saved = self.xp.sqrt(a)
         return self.saved
 
@@ -255,6 +303,7 @@ class Sqrt(Function):
 
 class Tanh(Function):
     def forward(self, a):
+        a = _as_float(self.xp, a)
         self.saved = self.xp.tanh(a)
         return self.saved
 
@@ -268,6 +317,7 @@ class Sigmoid(Function):
 
     def forward(self, a):
         xp = self.xp
+        a = _as_float(xp, a)
         y = xp.exp(xp.minimum(a, 0)) / (1 + xp.exp(-xp.abs(a)))  # e^x / (1 + e^x) for x < 0, else 1 / (1 + e^-x)
         self.saved = y
         return y
@@ -278,17 +328,20 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(a, 0); the gradient is chosen with `where`, so a NaN gradient stays out where a <= 0 (as PyTorch)."""
+
     def forward(self, a):
-        self.saved = a > 0
+        self.saved = ~(a <= 0)  # NaN passes its gradient on, as PyTorch
         return self.xp.maximum(a, 0)  # not a * mask, which gives -0.0 for negative inputs
 
     def backward(self, g):
-        return (g * self.saved,)
+        return (self.xp.where(self.saved, g, self.xp.zeros((), dtype=g.dtype)),)
 
 
 class Abs(Function):
     def forward(self, a):
-        self.saved = self.xp.sign(a)
+        if a.dtype.kind == "f":  # only floats take gradients
+            self.saved = (a > 0).astype(a.dtype) - (a < 0)  # sign(a), but 0 at NaN (as PyTorch; NumPy's is NaN)
         return self.xp.abs(a)
 
     def backward(self, g):
@@ -296,9 +349,13 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included), as PyTorch."""
+    """Clamp into [low, high]; the gradient passes where the input was inside (bounds included), as PyTorch.
+
+    Integers clamped to a float bound become float32 (NumPy would round the bound into the integers)."""
 
     def forward(self, a, low=None, high=None):
+        if a.dtype.kind in "biu" and any(isinstance(bound, float | np.floating) for bound in (low, high)):
+            a = a.astype(self.xp.float32)  # integers clamped to a float bound become float32, as PyTorch
         inside = True
         if low is not None:
             inside = inside & (a >= low)
@@ -308,7 +365,7 @@ class Clip(Function):
         return self.xp.clip(a, low, high).astype(a.dtype, copy=False)
 
     def backward(self, g):
-        return (g * self.saved,)
+        return (self.xp.where(self.saved, g, self.xp.zeros((), dtype=g.dtype)),)
 
 
 class Cast(Function):
@@ -337,7 +394,7 @@ class ToDevice(Function):
 
 class Sum(Function):
     def forward(self, a, axis=None, keepdims=False):
-        axes = normalize_axes(axis, a.ndim)
+        axes = normalize_axes(axis, a.ndim, "sum")
         self.shapes = (a.shape, _kept_shape(a.shape, axes))
         return a.sum(axis=axes, keepdims=keepdims)
 
@@ -349,7 +406,7 @@ class Max(Function):
     """Max over axes; tied maxima share the gradient evenly (as PyTorch's amax)."""
 
     def forward(self, a, axis=None, keepdims=False, minimum=False):
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "min" if minimum else "max")
         if any(a.shape[i] == 0 for i in self.axes):
             raise ValueError(f"{'min' if minimum else 'max'} over an empty axis of shape {a.shape} has no value")
         kept = a.min(axis=self.axes, keepdims=True) if minimum else a.max(axis=self.axes, keepdims=True)
@@ -369,14 +426,17 @@ class Min(Max):
 
 
 class LogSumExp(Function):
-    """log(sum(exp(a))) computed around the max, so +-1000 stay finite."""
+    """log(sum(exp(a))) computed around the max, so +-1000 stay finite; -inf over an empty axis, as PyTorch."""
 
     def forward(self, a, axis=None, keepdims=False):
         xp = self.xp
-        axes = normalize_axes(axis, a.ndim)
-        m = a.max(axis=axes, keepdims=True)
+        a = _as_float(xp, a)
+        axes = normalize_axes(axis, a.ndim, "logsumexp")
+        m = _max_kept(xp, a, axes)
         m = xp.where(xp.isfinite(m), m, 0)
-        out = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        total = xp.exp(a - m).sum(axis=axes, keepdims=True)
+        empty = total == 0  # all -inf, or an empty axis: log 0 = -inf, without NumPy's warning
+        out = xp.where(empty, -xp.inf, xp.log(xp.where(empty, 1, total)) + m).astype(a.dtype, copy=False)
         self.saved = (a, out)
         return out if keepdims else out.reshape(_drop_axes(a.shape, axes))
 
@@ -385,30 +445,86 @@ class LogSumExp(Function):
         return (_expand_reduced(self.xp, g, a.shape, out.shape) * self.xp.exp(a - out),)
 
 
+class Var(Function):
+    """Variance over axes, dividing by max(N - correction, 0) as PyTorch: correction >= N gives inf (NaN where
+    all values are equal) and an empty axis NaN."""
+
+    def forward(self, a, axis=None, keepdims=False, correction=1):
+        xp = self.xp
+        a = _as_float(xp, a)
+        axes = normalize_axes(axis, a.ndim, type(self).__name__.lower())
+        count = math.prod(a.shape[i] for i in axes)
+        kept = _kept_shape(a.shape, axes)
+        self.dof, self.shapes = max(count - correction, 0), (a.shape, kept)
+        if count == 0:
+            centered, out = a, xp.full(kept, xp.nan, dtype=a.dtype)
+        else:
+            centered = a - a.sum(axis=axes, keepdims=True) / count
+            squares = (centered * centered).sum(axis=axes, keepdims=True)
+            out = squares / self.dof if self.dof else xp.where(squares > 0, xp.inf, xp.nan).astype(a.dtype)
+        self.saved = (centered,)
+        return out if keepdims else out.reshape(_drop_axes(a.shape, axes))
+
+    def _var_backward(self, g, centered):
+        """g * d var / d a = g * 2 (a - mean) / dof; with dof 0 that is +-inf, and NaN where it is 0 * inf."""
+        xp = self.xp
+        scaled = 2 * _expand_reduced(xp, g, *self.shapes) * centered
+        if self.dof:
+            return scaled / self.dof
+        undefined = (scaled == 0) | xp.isnan(scaled)
+        return xp.where(undefined, xp.nan, xp.copysign(xp.inf, scaled)).astype(g.dtype, copy=False)
+
+    def backward(self, g):
+        return (self._var_backward(g, self.saved[0]),)
+
+
+class Std(Var):
+    """sqrt(var); where the std is 0 (all values equal) the gradient is 0, as PyTorch, not 0 * inf = NaN."""
+
+    def forward(self, a, axis=None, keepdims=False, correction=1):
+        std = self.xp.sqrt(super().forward(a, axis=axis, keepdims=keepdims, correction=correction))
+        self.saved += (std.reshape(self.shapes[1]),)
+        return std
+
+    def backward(self, g):
+        xp = self.xp
+        centered, std = self.saved
+        g, zero = g.reshape(std.shape), std == 0
+        g_var = xp.where(zero, 0, g / (2 * xp.where(zero, 1, std)))
+        return (self._var_backward(g_var, centered),)
+
+
 class Softmax(Function):
+    """exp(a) / sum(exp(a)) along one axis, shifted by the max; an empty axis gives an empty result, a 0-d
+    tensor 1 (as PyTorch)."""
+
     def forward(self, a, axis=-1):
         xp = self.xp
-        self.axis = axis
-        e = xp.exp(a - a.max(axis=axis, keepdims=True))
-        self.saved = e / e.sum(axis=axis, keepdims=True)
+        a = _as_float(xp, a)
+        self.axes = normalize_axes(axis, a.ndim, "softmax")
+        e = xp.exp(a - _max_kept(xp, a, self.axes))
+        self.saved = e / e.sum(axis=self.axes, keepdims=True)
         return self.saved
 
     def backward(self, g):
         s = self.saved
-        return (s * (g - (g * s).sum(axis=self.axis, keepdims=True)),)
+        return (s * (g - (g * s).sum(axis=self.axes, keepdims=True)),)
 
 
 class LogSoftmax(Function):
+    """a - logsumexp(a) along one axis; an empty axis gives an empty result, a 0-d tensor 0 (as PyTorch)."""
+
     def forward(self, a, axis=-1):
         xp = self.xp
-        self.axis = axis
-        shifted = a - a.max(axis=axis, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+        a = _as_float(xp, a)
+        self.axes = normalize_axes(axis, a.ndim, "log_softmax")
+        shifted = a - _max_kept(xp, a, self.axes)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=self.axes, keepdims=True)) if a.size else shifted
         self.saved = out
         return out
 
     def backward(self, g):
-        return (g - self.xp.exp(self.saved) * g.sum(axis=self.axis, keepdims=True),)
+        return (g - self.xp.exp(self.saved) * g.sum(axis=self.axes, keepdims=True),)
 
 
 # ---------------------------------------------------------------- shape

@@ -23,14 +23,14 @@ def _is_float(dtype) -> bool:
 class Tensor:
     """An n-dimensional array with reverse-mode autodiff, on NumPy ("cpu") or CuPy ("cuda")."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
+    __slots__ = ("array", "grad", "requires_grad", "name", "scope", "tags", "device", "_xp", "grad_fn", "_output_index",
                  "retains_grad", "__weakref__")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np_array + tensor -> Tensor
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str | None = None,
                  name: str | None = None):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.array
         if not (is_backend_array(data) or isinstance(data, np.generic)):
             data = _python_data_as_array(data, dtype)
         dtype = np.dtype(dtype) if dtype is not None else data.dtype
@@ -48,7 +48,7 @@ class Tensor:
             self.requires_grad_(True)
 
     def _init(self, data, device: str, grad_fn: Function | None, index: int) -> None:
-        self.data = data
+        self.array = data
         self.device = device
         self._xp = np if device == "cpu" else array_module(device)
         self.grad_fn = grad_fn
@@ -71,19 +71,19 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self.array.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self.array.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self.array.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self.array.dtype
 
     @property
     def is_leaf(self) -> bool:
@@ -114,12 +114,12 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """A NumPy array (copied from the GPU when needed); shares memory on the CPU."""
-        return to_numpy(self.data)
+        return to_numpy(self.array)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         if self.device != "cpu":
             raise TypeError(f"a tensor on {self.device!r} does not convert to NumPy implicitly; use .numpy() or .cpu()")
-        return np.asarray(self.data, dtype=dtype)
+        return np.asarray(self.array, dtype=dtype)
 
     def item(self) -> float | int | bool:
         if self.size != 1:
@@ -156,7 +156,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (how truncated BPTT carries state between chunks)."""
-        return Tensor._make(self.data, self.device, None)
+        return Tensor._make(self.array, self.device, None)
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Make this leaf track gradients (or stop); only floating point tensors can."""
@@ -203,7 +203,7 @@ class Tensor:
                 if _is_float(dtype):
                     out = apply(ops.Cast, out, dtype=dtype)
                 else:
-                    out = _constant(out.device, lambda a: a.astype(dtype), out.data)
+                    out = _constant(out.device, lambda a: a.astype(dtype), out.array)
         return out
 
     def cpu(self) -> Tensor:
@@ -239,7 +239,7 @@ class Tensor:
             with use_device(self.device):
                 grad = self._xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = gradient.data if isinstance(gradient, Tensor) else gradient
+            grad = gradient.array if isinstance(gradient, Tensor) else gradient
             if not is_backend_array(grad):
                 grad = np.asarray(grad)
             if tuple(grad.shape) != self.shape:
@@ -258,7 +258,7 @@ class Tensor:
         if self.grad is None:
             self.grad = Tensor._make(g if owned else g.copy(), self.device, None)
         else:
-            self.grad.data += g
+            self.grad.array += g
 
     # ------------------------------------------------------------ operators
 
@@ -269,9 +269,9 @@ class Tensor:
         tensor meeting a float becomes that float (NumPy would make float64).
         """
         if isinstance(other, Tensor):
-            return (self, other) if self.data.dtype == other.data.dtype else _promote(self, other)
+            return (self, other) if self.array.dtype == other.array.dtype else _promote(self, other)
         if type(other) is float or type(other) is int or isinstance(other, numbers.Real):
-            dtype = self.data.dtype
+            dtype = self.array.dtype
             if dtype.kind != "f" and not isinstance(other, bool | np.bool_):
                 if not isinstance(other, numbers.Integral):
                     dtype, self = DEFAULT_DTYPE, self.float()
@@ -289,7 +289,7 @@ class Tensor:
         if pair is None:
             return NotImplemented  # Python then tries the other operand, or raises its usual TypeError
         a, b = (pair[1], pair[0]) if reflected else pair
-        a_shape, b_shape = a.data.shape, b.data.shape
+        a_shape, b_shape = a.array.shape, b.array.shape
         if a_shape != b_shape and a_shape and b_shape:  # a scalar broadcasts with anything
             broadcast_shape(fn.__name__, a_shape, b_shape)
         return apply(fn, a, b)
@@ -320,7 +320,7 @@ class Tensor:
 
     def _as_float(self) -> Tensor:
         """True division of integers gives float32, as PyTorch (NumPy would give float64)."""
-        return self if self.data.dtype.kind == "f" else self.float()
+        return self if self.array.dtype.kind == "f" else self.float()
 
     def __pow__(self, other):
         return self._binary(ops.Pow, other)
@@ -349,7 +349,7 @@ class Tensor:
         broadcast_shape(name, a.shape, b.shape)
         if a.device != b.device:
             raise RuntimeError(f"{name}: tensors are on different devices, {a.device!r} and {b.device!r}")
-        return _constant(a.device, compare, a.data, b.data)
+        return _constant(a.device, compare, a.array, b.array)
 
     def __lt__(self, other):
         return self._compare(other, "<", lambda a, b: a < b)
@@ -414,12 +414,10 @@ class Tensor:
 
     def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Variance with Bessel's correction by default, as PyTorch."""
-        centered = self - self.mean(axis=axis, keepdims=True)
-        squares, count = (centered * centered).sum(axis=axis, keepdims=keepdims), reduced_count(self.shape, axis)
-        return squares / (count - correction) if count > correction else squares * float("nan")
+        return apply(ops.Var, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+        return apply(ops.Std, self, axis=axis, keepdims=keepdims, correction=correction)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
         return apply(ops.Max, self, axis=axis, keepdims=keepdims)
@@ -439,20 +437,20 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the maxima (no gradient)."""
         axis = None if axis is None else check_axis("argmax", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmax(axis=axis, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.argmax(axis=axis, keepdims=keepdims), self.array)
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Indices of the minima (no gradient)."""
         axis = None if axis is None else check_axis("argmin", axis, self.ndim)
-        return _constant(self.device, lambda a: a.argmin(axis=axis, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.argmin(axis=axis, keepdims=keepdims), self.array)
 
     def all(self, axis=None, keepdims: bool = False) -> Tensor:
         axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.all(axis=axes, keepdims=keepdims), self.array)
 
     def any(self, axis=None, keepdims: bool = False) -> Tensor:
         axes = ops.normalize_axes(axis, self.ndim)
-        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdims), self.data)
+        return _constant(self.device, lambda a: a.any(axis=axes, keepdims=keepdims), self.array)
 
     # ------------------------------------------------------------ shape
 
@@ -548,7 +546,7 @@ class Tensor:
                     raise RuntimeError(
                         f"index tensor is on {part.device!r} but the indexed tensor is on {self.device!r}"
                     )
-                part = part.data
+                part = part.array
             elif isinstance(part, list | np.ndarray):
                 part = np.asarray(part) if len(part) else np.zeros(0, dtype=np.int64)
                 part = move(part, self.device)
@@ -563,9 +561,16 @@ class Tensor:
 def _python_data_as_array(data, dtype) -> np.ndarray:
     """Python numbers and (nested) lists as a NumPy array: float32 unless bool or `dtype` says otherwise."""
     try:
-        array = np.asarray(data)
+        array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    except OverflowError:
+        raise OverflowError(_too_large(data, DEFAULT_DTYPE if dtype is None else np.dtype(dtype))) from None
     except (ValueError, TypeError) as exc:
         raise TypeError(f"cannot make a Tensor from this {type(data).__name__}: {exc}") from None
+    if array.dtype == object and all(isinstance(v, numbers.Integral) for v in array.flat):
+        try:  # Python integers beyond 64 bits: a float, as every other number without a dtype
+            array = array.astype(np.float64)
+        except OverflowError:
+            raise OverflowError(_too_large(data, DEFAULT_DTYPE)) from None
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(
             f"cannot make a Tensor from {type(data).__name__} of {array.dtype} items "
@@ -574,6 +579,14 @@ def _python_data_as_array(data, dtype) -> np.ndarray:
     if dtype is None and array.dtype.kind != "b":
         return array.astype(DEFAULT_DTYPE)
     return array
+
+
+def _too_large(data, dtype: np.dtype) -> str:
+    """The message for a Python integer that does not fit `dtype`, naming the largest one."""
+    integers = [v for v in np.asarray(data, dtype=object).flat if isinstance(v, numbers.Integral)]
+    digits = str(max(integers, key=abs)) if integers else "?"
+    shown = digits if len(digits) <= 30 else f"{digits[:12]}... ({len(digits.lstrip('-'))} digits)"
+    return f"cannot make a Tensor of dtype {dtype}: the integer {shown} does not fit in it"
 
 
 def _constant(device: str, compute: Callable, *arrays) -> Tensor:
@@ -731,10 +744,10 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
     fn.saved = None
     fn.details = {}
     if device == "cpu":
-        out = fn.forward(*[t.data for t in inputs], **params)
+        out = fn.forward(*[t.array for t in inputs], **params)
     else:
         with use_device(device):
-            out = fn.forward(*[t.data for t in inputs], **params)
+            out = fn.forward(*[t.array for t in inputs], **params)
     grad_fn = None
     if needs_grad and STATE.grad_enabled:
         grad_fn = fn
@@ -747,10 +760,10 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
         fn.num_outputs = 1
         out = as_array(out)
         if anomaly:
-            check_finite(out, "forward", fn)
+            check_finite(out, "forward", fn, inputs)
         return Tensor._make(out, device, grad_fn, 0)
     fn.num_outputs = len(out)
     if anomaly:
         for o in out:
-            check_finite(o, "forward", fn)
+            check_finite(o, "forward", fn, inputs)
     return tuple(Tensor._make(as_array(o), device, grad_fn, i) for i, o in enumerate(out))
