@@ -2,8 +2,10 @@
 
 The cells are written to be read (and drawn): each gate of the LSTM is a line or two in its own name
 scope, the cell state is tagged "highway", and the layers wrap every time step in a "step t" scope, so
-the graph renderer draws one cluster per step with one cluster per gate inside. `nn.LSTM` trains
-through the fused layer (`tl.fused_lstm`, one node for the whole sequence) unless built with `fused=False`.
+the graph renderer draws one cluster per step with one cluster per gate inside. A composed step still
+computes every gate's input in one node (`GateInputs`), so a loop over a cell is worth training with.
+`nn.LSTM`, `nn.GRU` and `nn.RNN` train through fused layers (`nn.fused_lstm`, `nn.fused_gru`,
+`nn.fused_rnn`: one node for the whole sequence) unless built with `fused=False`.
 """
 
 from __future__ import annotations
