@@ -291,3 +291,11 @@ def test_iterating_unbinds_in_one_node(device, torch):
         for ours, theirs in zip(x.unbind(axis), tx.unbind(axis), strict=True):
             np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
     assert list(tl.zeros(0, 2)) == [] and tl.zeros(0, 2).unbind(1) != ()
+
+
+def test_benchmark_compares_default_and_one_blas_thread_in_one_run(capsys):
+    from tinygrad_lstm.benchmarks.lstm import main
+
+    assert main(["--sizes", "2,3,4,5", "--repeat", "1", "--cells", "rnn", "--threads", "both", "--no-loops"]) == 0
+    out = capsys.readouterr().out
+    assert "layer 1 thread" in out and "layer/1 thread" in out and "cells" not in out.replace("--cells", "")

@@ -275,9 +275,25 @@ def torch_cells(torch, size, device: str, kind: str = "lstm") -> Callable[[], No
     return _cell_loop(*_torch_with_our_weights(torch, module, size, device, kind), torch.stack)
 
 
-def contenders(kind: str, size, device: str, torch, torch_device: str, loops: bool) -> dict[str, Callable]:
+def _on_one_blas_thread(run: Callable[[], None]) -> Callable[[], None]:
+    """`run` with NumPy's BLAS held to one thread (threadpoolctl), to compare with its default in the same rounds."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+
+    def limited() -> None:
+        with blas.limit(limits=1):
+            run()
+
+    return limited
+
+
+def contenders(kind: str, size, device: str, torch, torch_device: str, loops: bool,
+               one_thread_too: bool = False) -> dict[str, Callable]:
     """Every contender for one cell kind and size, by the column name the table shows."""
     made = {"layer": ours(size, device, kind), "ceiling": ceiling(size, device, kind)}
+    if one_thread_too:
+        made["layer 1 thread"] = _on_one_blas_thread(ours(size, device, kind))
     if loops:
         made["cells"] = our_cells(size, device, kind)
         if kind == "lstm":
@@ -323,7 +339,8 @@ def time_contenders(contenders: dict[str, Callable], repeat: int, synchronize: C
     return best
 
 
-RATIOS = {"layer/ceiling": ("layer", "ceiling"), "layer/torch": ("layer", "torch layer"),
+RATIOS = {"layer/ceiling": ("layer", "ceiling"), "layer/1 thread": ("layer", "layer 1 thread"),
+          "layer/torch": ("layer", "torch layer"),
           "cells/torch": ("cells", "torch cells"), "fused cells/torch": ("fused cells", "torch cells")}
 
 
@@ -332,10 +349,10 @@ def print_table(kind: str, rows: list[tuple[tuple, dict[str, float]]]) -> None:
     names = list(rows[0][1])
     ratios = {label: (a, b) for label, (a, b) in RATIOS.items() if a in names and b in names}
     print(f"\n{kind.upper()} (ms)")
-    header = f"{'batch,input,hidden,steps':>24} " + " ".join(f"{n:>11}" for n in names)
+    header = f"{'batch,input,hidden,steps':>24} " + " ".join(f"{n:>14}" for n in names)
     print(header + "".join(f" {label:>17}" for label in ratios))
     for size, best in rows:
-        line = f"{','.join(map(str, size)):>24} " + " ".join(f"{best[n] * 1e3:11.2f}" for n in names)
+        line = f"{','.join(map(str, size)):>24} " + " ".join(f"{best[n] * 1e3:14.2f}" for n in names)
         print(line + "".join(f" {best[a] / best[b]:17.2f}" for a, b in ratios.values()))
 
 
@@ -421,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", type=_parse_size, metavar="B,I,H,T",
                         help=f"batch,input,hidden,steps (default on cpu: {' '.join(CPU_SIZES)}; "
                              f"on cuda: {' '.join(CUDA_SIZES)})")
-    parser.add_argument("--threads", choices=["1", "all"], default="all", help="BLAS and PyTorch threads")
+    parser.add_argument("--threads", choices=["1", "all", "both"], default="all",
+                        help="BLAS and PyTorch threads; 'both' also times our layers on one BLAS thread in the same "
+                             "rounds (column 'layer 1 thread')")
     parser.add_argument("--repeat", type=int, default=5, help="rounds per size; the best is kept")
     parser.add_argument("--no-loops", dest="loops", action="store_false",
                         help="leave out the cell loops (ours and PyTorch's), the slowest contenders")
@@ -447,17 +466,18 @@ def main(argv: list[str] | None = None) -> int:
     torch_device = "cuda" if device != "cpu" else "cpu"
     sizes = args.sizes or [_parse_size(s) for s in (CUDA_SIZES if device != "cpu" else CPU_SIZES)]
     threads = "1 thread" if args.threads == "1" else f"all threads ({os.cpu_count()} cores)"
+    one_thread_too = args.threads == "both" and device == "cpu"
     print(f"one training step of a 1-layer recurrent layer, float32, {args.device}, {threads}; best of {args.repeat}")
 
     synchronize = _synchronizer(device, torch)
-    per_size = 2 + (torch is not None) + args.loops * (1 + (torch is not None))
+    per_size = 2 + one_thread_too + (torch is not None) + args.loops * (1 + (torch is not None))
     total = sum(len(sizes) * (per_size + (args.loops and kind == "lstm")) for kind in args.cells) * args.repeat
     tables = {}
     with tqdm(total=total, desc="timing", leave=False) as progress:
         for kind in args.cells:
             tables[kind] = []
             for size in sizes:
-                runs = contenders(kind, size, device, torch, torch_device, args.loops)
+                runs = contenders(kind, size, device, torch, torch_device, args.loops, one_thread_too)
                 tables[kind].append((size, time_contenders(runs, args.repeat, synchronize, progress)))
                 del runs
     for kind, rows in tables.items():
