@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
 from tinygrad_lstm.nn import fused_gru, fused_rnn
-from tinygrad_lstm.nn.threads import PARALLEL_WORK, loop_threads
+from tinygrad_lstm.nn.threads import PARALLEL_WORK, blas_threads
 
 TOL = 1e-9
 
@@ -230,14 +230,40 @@ def _blas_threads() -> int:
     return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
 
 
-def test_small_loops_run_on_one_blas_thread():
-    before = _blas_threads()
-    with loop_threads(np, 32, 512, 128):
-        assert _blas_threads() == 1
-    assert _blas_threads() == before
-    large = int(np.sqrt(PARALLEL_WORK // 4)) + 1
-    with loop_threads(np, large, 4 * large, large):
-        assert _blas_threads() == before
+@pytest.mark.parametrize("busy", [False, True])
+def test_blas_runs_on_one_thread_unless_matmuls_are_large_and_cores_free(monkeypatch, busy):
+    from threadpoolctl import threadpool_limits
+
+    from tinygrad_lstm.nn import threads
+
+    monkeypatch.setattr(threads, "_busy", lambda: busy)
+    with threadpool_limits(2, user_api="blas"):
+        with blas_threads(np, PARALLEL_WORK - 1):
+            assert _blas_threads() == 1
+        assert _blas_threads() == 2
+        with blas_threads(np, PARALLEL_WORK):
+            assert _blas_threads() == (1 if busy else 2)
+
+
+def test_a_small_layer_trains_on_one_blas_thread(monkeypatch):
+    """The input projection, the loop and the weight gradients of nn.LSTM/GRU/RNN at a small size: all on one thread."""
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+    real_dot = np.dot
+
+    def spying_dot(*args, **kwargs):
+        seen.append(_blas_threads())
+        return real_dot(*args, **kwargs)
+
+    with threadpool_limits(2, user_api="blas"):
+        for make in (nn.LSTM, nn.GRU, nn.RNN):
+            layer, x = make(3, 4), tl.randn(5, 2, 3, requires_grad=True)
+            monkeypatch.setattr(np, "dot", spying_dot)
+            output, _ = layer(x)
+            output.sum().backward()
+            monkeypatch.setattr(np, "dot", real_dot)
+    assert len(seen) > 30 and set(seen) == {1}
 
 
 # ---------------------------------------------------------------- the benchmark's ceilings and the memory child

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..tensor import Function, Tensor, apply
 from .cell_math import GRU_BACKWARD, GRU_FORWARD, LSTM_BACKWARD, LSTM_FORWARD, RNN_STEPS, gate_views, gru_gate_views
-from .threads import loop_threads
+from .threads import blas_threads, step_work
 
 LSTM_GATES = ("input gate", "forget gate", "candidate", "output gate")
 GRU_GATES = ("reset gate", "update gate", "candidate")
@@ -40,6 +40,36 @@ def _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev) -> None:
                   all_gates=gates, all_dgates=dgates)
 
 
+class InputProjection(Function):
+    """rows @ W_ih^T + b (tl.linear's math) for every step of a layer at once, under the fused ops' BLAS thread rule.
+
+    The layer's other BLAS calls run inside its fused node; this keeps the projection and its gradients on
+    the same rule (`threads.py`): a small layer's whole training step then runs on one BLAS thread.
+    """
+
+    def forward(self, rows, w_ih, bias=None):
+        self.saved = (rows, w_ih)
+        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
+            out = self.xp.dot(rows, w_ih.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        rows, w_ih = self.saved
+        needs, dot = self.needs_grad, self.xp.dot
+        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
+            grads = (dot(g, w_ih) if needs[0] else None, dot(g.T, rows) if needs[1] else None)
+        return grads if len(needs) == 2 else (*grads, g.sum(axis=0) if needs[2] else None)
+
+
+def input_projection(rows: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`tl.linear(rows, w_ih, bias)` as the fused layers compute it (see `InputProjection`); shapes as tl.linear's."""
+    if rows.ndim != 2 or w_ih.ndim != 2 or rows.shape[1] != w_ih.shape[1]:
+        raise ValueError(f"input_projection: rows {rows.shape} and w_ih {w_ih.shape} do not fit (N, in), (out, in)")
+    return apply(InputProjection, rows, w_ih) if bias is None else apply(InputProjection, rows, w_ih, bias)
+
+
 class FusedLSTMCell(Function):
     """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
 
@@ -47,7 +77,8 @@ class FusedLSTMCell(Function):
         xp = self.xp
         gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
         h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
-        _forward_step(xp, gates, h_prev, c_prev, w_hh.T, h, c)
+        with blas_threads(xp, step_work(h_prev, w_hh)):
+            _forward_step(xp, gates, h_prev, c_prev, w_hh.T, h, c)
         self.saved = (gates, c_prev, c, h_prev, w_hh)
         self.details = {"cell": "LSTM", "steps": 1, "gates": LSTM_GATES}
         return h, c
@@ -59,12 +90,13 @@ class FusedLSTMCell(Function):
         gh = xp.zeros_like(c) if gh is None else gh  # an output that got no gradient contributes zeros
         gc = xp.zeros_like(c) if gc is None else gc
         _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev)
-        return (
-            dgates if needs[0] else None,
-            xp.dot(dgates, w_hh) if needs[1] else None,
-            dc_prev if needs[2] else None,
-            xp.dot(dgates.T, h_prev) if needs[3] else None,  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
-        )
+        with blas_threads(xp, step_work(h_prev, w_hh)):
+            return (
+                dgates if needs[0] else None,
+                xp.dot(dgates, w_hh) if needs[1] else None,
+                dc_prev if needs[2] else None,
+                xp.dot(dgates.T, h_prev) if needs[3] else None,  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
+            )
 
 
 class FusedLSTMLayer(Function):
@@ -83,7 +115,7 @@ class FusedLSTMLayer(Function):
         cs = xp.empty_like(hs)
         hs[0], cs[0] = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a matmul with the transposed view is up to 3x slower
-        with loop_threads(xp, *h0.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(h0, w_hh)):
             for t in range(steps):
                 _forward_step(xp, gates[t], hs[t], cs[t], w_hh_t, hs[t + 1], cs[t + 1])
         self.saved = (gates, hs, cs, w_hh)
@@ -97,7 +129,7 @@ class FusedLSTMLayer(Function):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
         dc_prev = xp.empty_like(dc)
-        with loop_threads(xp, *dh.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(dh, w_hh)):
             for t in reversed(range(gates.shape[0])):
                 if g_hs is not None:
                     dh += g_hs[t]  # plus what the output hs[t] gets from the loss
@@ -105,13 +137,9 @@ class FusedLSTMLayer(Function):
                 dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
                 if t or needs[1]:
                     xp.dot(dgates[t], w_hh, out=dh)
-        rows = dgates.reshape(-1, gates.shape[2])
-        return (
-            dgates if needs[0] else None,
-            dh if needs[1] else None,
-            dc if needs[2] else None,
-            xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None,
-        )
+            rows = dgates.reshape(-1, gates.shape[2])
+            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None
+        return dgates if needs[0] else None, dh if needs[1] else None, dc if needs[2] else None, d_w_hh
 
 
 class FusedGRULayer(Function):
@@ -132,7 +160,7 @@ class FusedGRULayer(Function):
         hw = xp.empty_like(gates[0])  # this step's h_prev @ W_hh^T + b_hh
         w_hh_t = xp.ascontiguousarray(w_hh.T)
         two_h = 2 * h0.shape[1]
-        with loop_threads(xp, *h0.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(h0, w_hh)):
             for t in range(steps):
                 xp.dot(hs[t], w_hh_t, out=hw)
                 if b_hh is not None:
@@ -151,7 +179,7 @@ class FusedGRULayer(Function):
         dn = xp.empty_like(hns)  # the candidate's input projection's (dr, dz are the same for both)
         gh = xp.zeros_like(hs[0])  # what reaches h_t, from above and from step t + 1
         direct = xp.empty_like(gh)  # what reaches h_prev past the matmul: gh * z
-        with loop_threads(xp, *gh.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(gh, w_hh)):
             for t in reversed(range(gates.shape[0])):
                 gh += g_hs[t]
                 dr, dz, dhn = gru_gate_views(dhw[t])
@@ -159,8 +187,8 @@ class FusedGRULayer(Function):
                 if t or needs[1]:
                     xp.dot(dhw[t], w_hh, out=gh)
                     gh += direct
-        rows = dhw.reshape(-1, gates.shape[2])
-        d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hidden)) if needs[2] else None
+            rows = dhw.reshape(-1, gates.shape[2])
+            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hidden)) if needs[2] else None
         d_b_hh = (rows.sum(axis=0) if needs[3] else None,) if has_bias else ()
         dhw[..., 2 * hidden :] = dn  # dhw becomes the gradient of xw (its buffer reused)
         return (dhw if needs[0] else None, gh if needs[1] else None, d_w_hh, *d_b_hh)
@@ -178,7 +206,7 @@ class FusedRNNLayer(Function):
         hs = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")  # hs[t] holds xw[t] first
         hw = xp.empty_like(h0)  # this step's h_prev @ W_hh^T
         w_hh_t = xp.ascontiguousarray(w_hh.T)
-        with loop_threads(xp, *h0.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(h0, w_hh)):
             for t in range(hs.shape[0]):
                 xp.dot(hs[t - 1] if t else h0, w_hh_t, out=hw)
                 step_forward(xp, hw, hs[t])
@@ -192,18 +220,18 @@ class FusedRNNLayer(Function):
         step_backward = RNN_STEPS[nonlinearity][1]
         dpre = xp.empty_like(hs)
         gh = xp.zeros_like(h0)
-        with loop_threads(xp, *h0.shape, w_hh.shape[0]):
+        with blas_threads(xp, step_work(h0, w_hh)):
             for t in reversed(range(hs.shape[0])):
                 gh += g_hs[t]
                 step_backward(xp, hs[t], gh, dpre[t])
                 if t or needs[1]:
                     xp.dot(dpre[t], w_hh, out=gh)
-        d_w_hh = None
-        if needs[2]:  # sum over steps of dpre_t^T h_{t-1}: h_{-1} is h0, the others are hs[:-1]
-            hidden = hs.shape[2]
-            d_w_hh = xp.dot(dpre[0].T, h0)
-            if hs.shape[0] > 1:
-                d_w_hh += xp.dot(dpre[1:].reshape(-1, hidden).T, hs[:-1].reshape(-1, hidden))
+            d_w_hh = None
+            if needs[2]:  # sum over steps of dpre_t^T h_{t-1}: h_{-1} is h0, the others are hs[:-1]
+                hidden = hs.shape[2]
+                d_w_hh = xp.dot(dpre[0].T, h0)
+                if hs.shape[0] > 1:
+                    d_w_hh += xp.dot(dpre[1:].reshape(-1, hidden).T, hs[:-1].reshape(-1, hidden))
         return dpre if needs[0] else None, gh if needs[1] else None, d_w_hh
 
 

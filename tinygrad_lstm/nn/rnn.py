@@ -15,7 +15,7 @@ import math
 import re
 
 from ..tensor import Function, Tensor, apply, linear, name_scope, rand, stack, zeros
-from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn
+from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
@@ -291,7 +291,7 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
 
 def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
     """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
-    return linear(rows, w_ih, None if b_ih is None else b_ih + b_hh)
+    return input_projection(rows, w_ih, None if b_ih is None else b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
@@ -486,7 +486,7 @@ class GRU(_Recurrent):
         w_ih, w_hh, b_ih, b_hh = self._weights(k)
         h0 = state[0]
         h0.tag("highway")
-        xw = linear(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share of it
+        xw = input_projection(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share
         hs = fused_gru(xw.reshape(-1, batch, xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
         hs.tag("highway")
         hs.name = "hs"

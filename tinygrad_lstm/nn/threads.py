@@ -1,22 +1,24 @@
-"""How many BLAS threads a recurrent loop's per-step matmuls get: one when they are small, all when they are large.
+"""How many BLAS threads the recurrent layers' matmuls get: one when they are small or the machine is busy.
 
 A step's matmul (B, H) @ (H, kH) is tiny next to what BLAS threads are built for: waking them, and on
-a loaded machine waiting for a core to run them, costs more than the product itself. OpenBLAS threads
-also spin while they wait, taking the core the Python loop needs. Measured on the project's 2-core VM
-(2026-12-02, loaded by other jobs; benchmarks/lstm.py): two threads made the step's matmuls 0.9-1.2x
-as fast up to B*kH*H = 2^20 multiply-adds and 2-6x slower from there up to 2^29, so the loops run on one
-thread below `PARALLEL_WORK` and on what BLAS was given above it (large batches and hidden sizes on
-many-core machines). The matmuls over all steps at once (input projection, weight gradients) keep all
-threads: they are large.
+a loaded machine waiting for a core to run them, costs more than the product itself, and OpenBLAS
+threads spin while they wait, taking the core the Python loop needs. Measured on the project's 2-core
+VM (2026-12-02, loaded by other jobs, `benchmarks/lstm.py --threads both`): two threads made the step's
+matmuls 0.9-1.2x as fast up to 2^20 multiply-adds and 2-6x slower from 2^21 to 2^29, and a whole
+training step of nn.LSTM at (1, 32, 32, 200) 6x slower when only its input projection and weight
+gradients kept two threads. So every BLAS call of the fused ops runs on one thread below
+`PARALLEL_WORK` multiply-adds per call or while other processes keep the cores busy, and on what BLAS
+was given otherwise (large batches and hidden sizes on a many-core machine of one's own).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 PARALLEL_WORK = 1 << 29
-"""Multiply-adds in one step's matmul from which the loop keeps all of BLAS's threads."""
+"""Multiply-adds in one matmul from which BLAS keeps all its threads (on a machine that is not busy)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,15 +29,30 @@ def _blas():
     return ThreadpoolController().select(user_api="blas")
 
 
-def loop_threads(xp, batch: int, width: int, hidden: int):
-    """Context for a loop of (batch, hidden) @ (hidden, width) matmuls: one BLAS thread unless they are large.
+@functools.lru_cache(maxsize=1)
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _busy() -> bool:
+    """Other processes keep the cores busy: the 1-minute load average, less this process, fills them."""
+    return os.getloadavg()[0] - 1 >= _cores() - 1
+
+
+def blas_threads(xp, work: int):
+    """Context for BLAS calls of about `work` multiply-adds each: one thread unless they are large and cores are free.
 
     Nothing to do on CuPy, or where BLAS already runs on one thread. Entering costs ~15 us (measured),
-    once per layer forward or backward.
+    once per op's forward or backward.
     """
-    if xp.__name__ != "numpy" or batch * width * hidden >= PARALLEL_WORK:
+    if xp.__name__ != "numpy" or (work >= PARALLEL_WORK and not _busy()):
         return contextlib.nullcontext()
     blas = _blas()
     if all(lib.num_threads == 1 for lib in blas.lib_controllers):
         return contextlib.nullcontext()
     return blas.limit(limits=1)
+
+
+def step_work(state, w_hh) -> int:
+    """Multiply-adds of one step's recurrent matmul, (B, H) @ (H, kH)."""
+    return state.shape[0] * w_hh.shape[0] * w_hh.shape[1]
