@@ -244,8 +244,9 @@ class LSTMCell(_Cell):
     """Long short-term memory cell. forward(x, hx=None) -> (h, c); hx = (h, c), None means zeros.
 
     fused=False (the default) composes the step from primitive ops, one name scope per gate, because a
-    single cell is what people draw and step through; fused=True runs it as one node
-    (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
+    single cell is what people draw and step through; it still computes all gates' inputs in one node, so
+    a loop over it trains at 1-3x the time of PyTorch's LSTMCell loop (benchmarks/lstm.py). fused=True
+    runs the step as one node (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
     Each call opens a name scope "step N", numbered along the state, so a loop draws one box per step.
     """
 

@@ -5,8 +5,8 @@ a loaded machine waiting for a core to run them, costs more than the product its
 threads spin while they wait, taking the core the Python loop needs. Measured on the project's 2-core
 VM (2026-12-02, loaded by other jobs, `benchmarks/lstm.py --threads both`): two threads made the step's
 matmuls 0.9-1.2x as fast up to 2^20 multiply-adds and 2-6x slower from 2^21 to 2^29, and a whole
-training step of nn.LSTM at (1, 32, 32, 200) 6x slower when only its input projection and weight
-gradients kept two threads. So every BLAS call of the fused ops runs on one thread below
+training step of nn.LSTM at (1, 32, 32, 200) 11x slower (57.7 vs 5.1 ms) when only its input projection
+and weight gradients kept two threads. So every BLAS call of the fused ops runs on one thread below
 `PARALLEL_WORK` multiply-adds per call or while other processes keep the cores busy, and on what BLAS
 was given otherwise (large batches and hidden sizes on a many-core machine of one's own).
 """
