@@ -29,16 +29,16 @@ upstream = np.random.default_rng(1).standard_normal((B, H))  # dL/dh: a random "
 (h * tl.Tensor(upstream)).sum().backward()
 
 # --- 2. The same step by hand. PyTorch's gate order: input, forget, candidate (g), output.
-W, U = cell.weight_ih.numpy(), cell.weight_hh.numpy()
-b = cell.bias_ih.numpy() + cell.bias_hh.numpy()
-xs, hs, cs = x.numpy(), h0.numpy(), c0.numpy()
+W, U = cell.weight_ih.detach().numpy(), cell.weight_hh.detach().numpy()
+b = cell.bias_ih.detach().numpy() + cell.bias_hh.detach().numpy()
+xs, hs, cs = x.detach().numpy(), h0.detach().numpy(), c0.detach().numpy()
 sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
 pre = xs @ W.T + hs @ U.T + b  # (B, 4H): the four yellow boxes of the article at once
 a_i, a_f, a_g, a_o = np.split(pre, 4, axis=1)
 i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
 c_new = f * cs + i * g           # new cell state: forget some of the old, add some of the candidate
 h_new = o * np.tanh(c_new)       # output: a filtered view of the cell state
-assert np.allclose(h_new, h.numpy()) and np.allclose(c_new, c.numpy())
+assert np.allclose(h_new, h.detach().numpy()) and np.allclose(c_new, c.detach().numpy())
 
 # --- 3. Backward by the chain rule, from dL/dh back to each gate's pre-activation.
 dh = upstream

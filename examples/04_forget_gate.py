@@ -24,6 +24,9 @@ print(f"accuracy {result.accuracy:.1%} (chance {1 / result.num_symbols:.0%})")
 
 inputs, targets, resets = segment_recall(1, args.length, result.num_symbols, (6, 14), np.random.default_rng(1))
 trace = forget_gate_trace(result.model, inputs)  # (T, H): f_t recomputed from the layer's weights
+at_reset = trace[resets[1:, 0].nonzero()[0] + 1].mean()  # the resets after the first: something to erase
+elsewhere = trace[~resets[:, 0]].mean()
+print(f"mean forget gate at the resets: {at_reset:.2f}, elsewhere: {elsewhere:.2f} (lower at the resets: it erases)")
 print("\n step  symbol  mean f_t over units")
 for t in range(args.length):
     symbol = "RESET" if resets[t, 0] else str(inputs[t, 0].argmax())

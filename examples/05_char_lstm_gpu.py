@@ -3,7 +3,7 @@
 The model is Embedding -> LSTM -> Linear; the corpus is the LSTM article that ships with the package.
 The same code runs on both devices: only device= changes.
 
-    pip install 'tinygrad-lstm[cuda12]'   # or [cuda13]: CuPy for your CUDA version
+    pip install 'tinygrad-lstm[cuda12]'   # or [cuda13]: CuPy with the CUDA libraries, for your CUDA version
     python examples/05_char_lstm_gpu.py
 """
 
@@ -24,12 +24,12 @@ parser.add_argument("--seq-len", type=int, default=64)
 parser.add_argument("--batch-size", type=int, default=32)
 args = parser.parse_args()
 
-try:
-    tl.zeros(1, device="cuda")
-    device = "cuda"
-except RuntimeError as exc:  # says whether CuPy or the GPU is missing, and what to install
-    print(f"no usable GPU, training on the CPU instead: {exc}")
-    device = "cpu"
+# The check runs an elementwise op, a matmul and a random draw on the GPU; if CuPy, the GPU or one of the
+# CUDA libraries they need is missing, it says which and what to install.
+problem = tl.cuda.problem()
+device = "cpu" if problem else "cuda"
+if problem:
+    print(f"no usable GPU, training on the CPU instead: {problem}")
 
 tl.manual_seed(0)
 corpus = load_corpus("article")

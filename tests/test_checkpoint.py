@@ -22,7 +22,7 @@ def test_nested_state_round_trips_with_string_keys(tmp_path):
     path = tl.save(state, tmp_path / "ck")
     assert path == str(tmp_path / "ck.npz") and os.path.exists(path)
     loaded = tl.load(path)
-    np.testing.assert_array_equal(loaded["model"]["layer.weight"], state["model"]["layer.weight"].numpy())
+    np.testing.assert_array_equal(loaded["model"]["layer.weight"], state["model"]["layer.weight"].detach().numpy())
     assert loaded["model"]["layer.bias"].dtype == np.int32
     assert loaded["optim"]["state"]["0"]["step"] == 5  # int keys come back as strings
     group = loaded["optim"]["param_groups"]["0"]  # a list of dicts comes back keyed "0", "1", ...
@@ -42,7 +42,7 @@ def test_tensors_on_the_device_are_saved(tmp_path, device):
     t = tl.randn(3, device=device)
     loaded = tl.load(tl.save({"t": t}, tmp_path / "ck"))
     assert isinstance(loaded["t"], np.ndarray)
-    np.testing.assert_array_equal(loaded["t"], t.numpy())
+    np.testing.assert_array_equal(loaded["t"], t.detach().numpy())
 
 
 def test_bad_states_are_refused_naming_the_key(tmp_path):
@@ -155,13 +155,13 @@ def test_training_resumed_from_a_checkpoint_continues_exactly(tmp_path, device, 
     train(resumed, resumed_opt, batches[4:], device)
 
     for name, value in straight.state_dict().items():
-        np.testing.assert_array_equal(resumed.state_dict()[name].numpy(), value.numpy(), err_msg=name)
+        np.testing.assert_array_equal(resumed.state_dict()[name].detach().numpy(), value.detach().numpy(), err_msg=name)
     expected_state = straight_opt.state_dict()["state"]
     for index, entry in resumed_opt.state_dict()["state"].items():
         assert entry.keys() == expected_state[index].keys()
         for key, value in entry.items():
-            np.testing.assert_array_equal(np.asarray(value.numpy() if key != "step" else value),
-                                          np.asarray(expected_state[index][key].numpy() if key != "step"
+            np.testing.assert_array_equal(np.asarray(value.detach().numpy() if key != "step" else value),
+                                          np.asarray(expected_state[index][key].detach().numpy() if key != "step"
                                                      else expected_state[index][key]))
 
 
@@ -304,7 +304,7 @@ def test_a_torch_lstm_state_dict_round_trips_both_ways_through_safetensors(torch
     target.load_state_dict(safetensors_torch.load_file(path))  # strict: every name and shape must match
     for name, value in target.state_dict().items():
         assert value.dtype == getattr(torch, dtype), name
-        np.testing.assert_array_equal(value.numpy(), expected[name], err_msg=name)
+        np.testing.assert_array_equal(value.detach().numpy(), expected[name], err_msg=name)
 
 
 def test_safetensors_keeps_nesting_dtypes_and_0d_values(tmp_path):
@@ -312,7 +312,7 @@ def test_safetensors_keeps_nesting_dtypes_and_0d_values(tmp_path):
     state = {"model": {"w": tl.randn(2, 3), "ids": np.arange(3, dtype=np.int32), "mask": np.array([True, False])},
              "step": 7, "lr": np.float64(0.5), "empty": np.zeros((0, 4), dtype=np.float16)}
     loaded = tl.load(tl.save(state, tmp_path / "ck.safetensors"))
-    np.testing.assert_array_equal(loaded["model"]["w"], state["model"]["w"].numpy())
+    np.testing.assert_array_equal(loaded["model"]["w"], state["model"]["w"].detach().numpy())
     assert loaded["model"]["ids"].dtype == np.int32 and loaded["model"]["mask"].dtype == bool
     assert loaded["step"] == 7 and loaded["lr"].shape == () and loaded["lr"].dtype == np.float64
     assert loaded["empty"].shape == (0, 4) and loaded["empty"].dtype == np.float16
@@ -386,7 +386,7 @@ def test_pytorch_pt_files_get_a_recipe_that_converts_them(torch, tmp_path, monke
     exec("\n".join(recipe), {})  # the lines the message gives, run as a user would
     loaded = tl.load("renamed.safetensors")
     for name, value in source.state_dict().items():
-        np.testing.assert_array_equal(loaded[name], value.numpy(), err_msg=name)
+        np.testing.assert_array_equal(loaded[name], value.detach().numpy(), err_msg=name)
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".safetensors"])

@@ -185,6 +185,7 @@ def test_index_tensor_and_gradient_on_another_device(fake_cuda_tensor, monkeypat
 def no_cupy(monkeypatch):
     """As if CuPy were not installed."""
     monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_problem", None)
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
 
 
@@ -193,6 +194,7 @@ def _fake_cupy(monkeypatch, get_count):
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=get_count))
     fake.random = types.SimpleNamespace(seed=lambda seed: None)
     monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_problem", None)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     return fake
 
@@ -218,8 +220,7 @@ def test_cuda_with_cupy_but_no_usable_gpu_says_which(monkeypatch):
         tl.ones(1, device="cuda")
 
 
-def test_a_gpu_index_that_does_not_exist(monkeypatch):
-    _fake_cupy(monkeypatch, lambda: 1)
+def test_a_gpu_index_that_does_not_exist(fake_gpu):
     with pytest.raises(RuntimeError, match=r"'cuda:3' does not exist: CuPy sees 1 GPU"):
         tl.Tensor([1.0], device="cuda:3")
 

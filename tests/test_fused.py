@@ -29,7 +29,8 @@ def test_linear_gradcheck_and_values(device):
     rng = np.random.default_rng(8)
     x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
     assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(tl.linear(x, weight, bias).numpy(), (x @ weight.T + bias).numpy(), rtol=1e-14)
+    np.testing.assert_allclose(tl.linear(x, weight, bias).detach().numpy(), (x @ weight.T + bias).detach().numpy(),
+                               rtol=1e-14)
     with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
         tl.linear(x, weight.T, bias)
 
@@ -54,8 +55,8 @@ def test_fused_cell_matches_torch(device, torch):
                               for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh))
     ox, oh, oc = (tl.Tensor(a, device=device, requires_grad=True) for a in (x, h, c))
     h_new, c_new = fused_lstm_cell(ox @ w_ih.T + b_ih + b_hh, oh, oc, w_hh)
-    np.testing.assert_allclose(h_new.numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(c_new.numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h_new.detach().numpy(), th_new.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(c_new.detach().numpy(), tc_new.detach().numpy(), rtol=0, atol=1e-12)
     gh, gc = rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))
     (th_new * torch.tensor(gh) + tc_new * torch.tensor(gc)).sum().backward()
     (h_new * tl.Tensor(gh, device=device) + c_new * tl.Tensor(gc, device=device)).sum().backward()
@@ -106,7 +107,7 @@ def test_fused_ops_equal_the_composed_step(device, overwrite_xw, looped_cell):
          ).backward()
         results.append([hs, c, xw.grad, h0.grad, c0.grad, w_hh.grad])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("one_tanh", [True, False])
@@ -129,8 +130,8 @@ def test_step_formula_equals_the_primitive_ops(one_tanh):
     h_ref = o.sigmoid() * c_ref.tanh()
     ((h_ref * tl.Tensor(gh)).sum() + (c_ref * tl.Tensor(gc)).sum()).backward()
     for ours, ref in ((c, c_ref), (h, h_ref), (dgates, a.grad), (dc_prev, c_in.grad)):
-        np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(np.concatenate([t.sigmoid().numpy() if k != 2 else t.tanh().numpy()
+        np.testing.assert_allclose(ours, ref.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.concatenate([t.sigmoid().detach().numpy() if k != 2 else t.tanh().detach().numpy()
                                                for k, t in enumerate((i, f, g, o))], axis=1), gates, rtol=1e-12)
 
 
@@ -176,7 +177,7 @@ def test_fused_layer_bad_input_types_are_named():
 
 
 def _copy_parameters(source: nn.Module, target: nn.Module) -> None:
-    target.load_state_dict({name: p.numpy() for name, p in source.state_dict().items()})
+    target.load_state_dict({name: p.detach().numpy() for name, p in source.state_dict().items()})
 
 
 @pytest.mark.parametrize("num_layers, batch_first, bias, give_state",
@@ -209,7 +210,7 @@ def test_fused_lstm_equals_composed(device, num_layers, batch_first, bias, give_
     (values_f, grads_f), (values_c, grads_c) = results
     assert len(grads_f) == len(grads_c) == 1 + 2 * give_state + (4 if bias else 2) * num_layers
     for a, b in zip(values_f + grads_f, values_c + grads_c, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
@@ -228,7 +229,7 @@ def test_fused_equals_composed_for_random_shapes(steps, batch, inputs, hidden, s
         (output * tl.Tensor(upstream)).sum().backward()
         results.append([output, x.grad] + [p.grad for p in model.parameters()])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 def test_fused_cell_module_equals_composed(device):
@@ -248,20 +249,20 @@ def test_fused_cell_module_equals_composed(device):
         total.backward()
         grads.append([total, x.grad] + [p.grad for p in cell.parameters()])
     for a, b in zip(*grads, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 def test_overwrite_xw_only_when_asked(device):
     rng = np.random.default_rng(5)
     xw, h, c, w_hh = (_tensor(rng, s, device) for s in ((2, 8), (2, 2), (2, 2), (8, 2)))
-    before = xw.numpy().copy()
+    before = xw.detach().numpy().copy()
     kept = fused_lstm_cell(xw, h, c, w_hh)
-    np.testing.assert_array_equal(xw.numpy(), before)
+    np.testing.assert_array_equal(xw.detach().numpy(), before)
     scratch = tl.Tensor(before, device=device, requires_grad=True)
     reused = fused_lstm_cell(scratch, h, c, w_hh, overwrite_xw=True)
-    assert not np.array_equal(scratch.numpy(), before)  # it now holds the gate activations
+    assert not np.array_equal(scratch.detach().numpy(), before)  # it now holds the gate activations
     for a, b in zip(kept, reused, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_backward_twice_with_retain_graph(device):
@@ -332,12 +333,13 @@ def test_benchmark_ceiling_computes_the_same_gradients():
     x = tl.Tensor(rng.standard_normal((6, 2, 3)), requires_grad=True)
     output, _ = lstm(x)
     output.sum().backward()
-    ceiling_output, grads = HandFusedLSTM(np, *(p.numpy() for p in lstm.parameters())).train_step(x.numpy())
-    np.testing.assert_allclose(ceiling_output, output.numpy(), atol=1e-13)
+    ceiling = HandFusedLSTM(np, *(p.detach().numpy() for p in lstm.parameters()))
+    ceiling_output, grads = ceiling.train_step(x.detach().numpy())
+    np.testing.assert_allclose(ceiling_output, output.detach().numpy(), atol=1e-13)
     expected = {"x": x.grad, "weight_ih": lstm.weight_ih_l0.grad, "weight_hh": lstm.weight_hh_l0.grad,
                 "bias": lstm.bias_ih_l0.grad}
     for name, grad in expected.items():
-        np.testing.assert_allclose(grads[name], grad.numpy(), atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(grads[name], grad.detach().numpy(), atol=1e-12, err_msg=name)
 
 
 def test_benchmark_runs_and_prints_ratios(capsys):

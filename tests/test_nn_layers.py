@@ -17,7 +17,8 @@ def to_torch(torch, module_state: dict) -> dict:
 
 def assert_close(ours, theirs, tol=1e-12):
     theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else theirs
-    np.testing.assert_allclose(ours.numpy() if isinstance(ours, tl.Tensor) else ours, theirs, rtol=tol, atol=tol)
+    ours = ours.detach().numpy() if isinstance(ours, tl.Tensor) else ours
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
 
 
 def check_against_torch(torch, ours, theirs, x: np.ndarray, seed: int = 0):
@@ -53,13 +54,13 @@ def test_linear_layout_and_pytorch_init():
     assert layer.weight.dtype == np.float32
     bound = 1 / math.sqrt(100)  # kaiming_uniform(a=sqrt(5)) works out to U(-1/sqrt(in), 1/sqrt(in))
     for p, count in ((layer.weight, 30000), (layer.bias, 300)):
-        values = p.numpy()
+        values = p.detach().numpy()
         assert np.abs(values).max() <= bound
         assert np.abs(values).max() > 0.95 * bound
         assert abs(values.mean()) < 4 * bound / math.sqrt(3 * count)  # U(-b, b) has std b/sqrt(3)
         assert abs(values.std() - bound / math.sqrt(3)) < 0.05 * bound
     tl.manual_seed(0)
-    np.testing.assert_array_equal(nn.Linear(100, 300).weight.numpy(), layer.weight.numpy())
+    np.testing.assert_array_equal(nn.Linear(100, 300).weight.detach().numpy(), layer.weight.detach().numpy())
 
 
 def test_linear_on_device_passes_gradcheck(device):
@@ -130,14 +131,14 @@ def test_embedding_picks_rows_and_accumulates_repeated_gradients(torch):
 
 def test_embedding_init_is_standard_normal():
     tl.manual_seed(1)
-    weight = nn.Embedding(200, 50).weight.numpy()
+    weight = nn.Embedding(200, 50).weight.detach().numpy()
     assert weight.dtype == np.float32
     assert abs(weight.mean()) < 0.03 and abs(weight.std() - 1) < 0.03
 
 
 def test_embedding_padding_idx_matches_torch(torch):
     ours = nn.Embedding(5, 3, padding_idx=-1, dtype=np.float64)
-    assert ours.padding_idx == 4 and not ours.weight.numpy()[4].any()
+    assert ours.padding_idx == 4 and not ours.weight.detach().numpy()[4].any()
     theirs = torch.nn.Embedding(5, 3, padding_idx=4, dtype=torch.float64)
     ours.weight.array[4] = 1.5  # a non-zero padding row is still returned, but takes no gradient
     theirs.load_state_dict(to_torch(torch, ours.state_dict()))
@@ -166,7 +167,7 @@ def test_dropout_in_training_zeroes_with_probability_p_and_scales_the_rest():
     drop = nn.Dropout(0.25)
     x = tl.ones(200, 100, dtype=np.float64, requires_grad=True)
     out = drop(x)
-    values = out.numpy()
+    values = out.detach().numpy()
     kept = values != 0
     assert abs(1 - kept.mean() - 0.25) < 0.02
     np.testing.assert_allclose(values[kept], 1 / 0.75)

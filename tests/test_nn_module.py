@@ -83,7 +83,7 @@ def test_state_dict_maps_names_to_detached_tensors_sharing_the_data():
     for name, p in net.named_parameters():
         assert isinstance(state[name], tl.Tensor) and not isinstance(state[name], nn.Parameter)
         assert not state[name].requires_grad and state[name].is_leaf
-        np.testing.assert_array_equal(state[name].numpy(), p.numpy())
+        np.testing.assert_array_equal(state[name].detach().numpy(), p.detach().numpy())
     net.head.weight.array[...] = 7.0
     assert (state["head.weight"].numpy() == 7.0).all()
 
@@ -96,9 +96,9 @@ def test_load_state_dict_accepts_tensors_and_arrays_and_copies_in_place():
     assert target.load_state_dict(arrays) == ([], [])
     assert target.head.weight is weight_before and target.head.weight.dtype == np.float32
     for name, p in target.named_parameters():
-        np.testing.assert_allclose(p.numpy(), source.state_dict()[name].numpy(), rtol=1e-7)
+        np.testing.assert_allclose(p.detach().numpy(), source.state_dict()[name].detach().numpy(), rtol=1e-7)
     arrays["block.scale"][...] = 0  # the module holds a copy, not the caller's array
-    assert (target.block.scale.numpy() == 1).all()
+    assert (target.block.scale.detach().numpy() == 1).all()
 
 
 def test_load_state_dict_names_missing_unexpected_and_misshapen_keys_and_changes_nothing():
@@ -125,7 +125,7 @@ def test_load_state_dict_not_strict_reports_missing_and_unexpected():
     state = {"head.weight": np.full((2, 4), 3.0), "other": np.zeros(1)}
     missing, unexpected = net.load_state_dict(state, strict=False)
     assert unexpected == ["other"] and "block.scale" in missing and "head.weight" not in missing
-    assert (net.head.weight.numpy() == 3.0).all()
+    assert (net.head.weight.detach().numpy() == 3.0).all()
     with pytest.raises(ValueError, match="head.weight"):
         net.load_state_dict({"head.weight": np.zeros(8)}, strict=False)
 

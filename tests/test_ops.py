@@ -254,7 +254,7 @@ def test_matches_torch(case, device, torch, dtype, rtol):
     rng = np.random.default_rng(2)
     upstream = [rng.standard_normal(o.shape).astype(dtype) for o in ours]
     for o, t in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(o.numpy(), t.detach().numpy(), rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=rtol, atol=rtol)
     sum(((o * tl.Tensor(u, device=device)).sum() for o, u in zip(ours, upstream, strict=True))).backward()
     sum(((t * torch.tensor(u)).sum() for t, u in zip(theirs, upstream, strict=True))).backward()
     for i, (a, b) in enumerate(zip(ours_in, torch_in, strict=True)):
@@ -301,7 +301,7 @@ def test_broadcasting_binary_ops(device, op, shapes, seed):
     inputs = [tl.Tensor(a, requires_grad=True, device=device) for a in arrays]
     out = ours(*inputs)
     assert out.shape == shapes.result_shape
-    np.testing.assert_allclose(out.numpy(), reference(*arrays), rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), reference(*arrays), rtol=1e-12)
     assert tl.gradcheck(ours, inputs)
     ours(*inputs).sum().backward()
     for t in inputs:
@@ -338,7 +338,7 @@ def test_reductions_random_shapes(device, op, shape_axis, keepdims, seed):
     out = ours(x, axis, keepdims)
     expected = reference(a, axis, keepdims)
     assert out.shape == np.shape(expected)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12)
     assert tl.gradcheck(lambda t: ours(t, axis, keepdims), [x])
 
 
@@ -425,7 +425,7 @@ def test_sigmoid_and_tanh_never_overflow_or_warn(device, op):
         with np.errstate(over="raise", invalid="raise", divide="raise"), _no_warnings():
             y = getattr(x, op)()
             y.sum().backward()
-        out = y.numpy()
+        out = y.detach().numpy()
         assert np.isfinite(out).all() and np.isfinite(x.grad.numpy()).all()
         low, high = (0.0, 1.0) if op == "sigmoid" else (-1.0, 1.0)
         assert out[0] == low and out[-1] == high and out.dtype == dtype
@@ -442,8 +442,8 @@ def test_softmax_family_is_stable_for_large_inputs(device, op, torch):
     tx = torch.tensor(values, requires_grad=True)
     tout = getattr(tx, op)(dim=-1)
     tout.sum().backward()
-    assert np.isfinite(out.numpy()).all() and np.isfinite(x.grad.numpy()).all()
-    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
+    assert np.isfinite(out.detach().numpy()).all() and np.isfinite(x.grad.numpy()).all()
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 

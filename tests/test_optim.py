@@ -60,22 +60,23 @@ def run_torch(torch, name, config, initial, grads):
 
 
 @pytest.mark.parametrize(("name", "config"), CASES, ids=[f"{n}-{c}" for n, c in CASES])
-def test_float64_trajectory_matches_torch_step_by_step(torch, name, config):
+def test_float64_trajectory_matches_torch_step_by_step(torch, name, config, device):
     initial, grads = shapes_and_gradients()
     _, _, trajectory = run_torch(torch, name, config, initial, grads)
-    params = [nn.Parameter(w) for w in initial]
+    params = [nn.Parameter(w, device=device) for w in initial]
     opt = getattr(nn.optim, name)(params, **config)
     for step_grads, expected in zip(grads, trajectory, strict=True):
         for p, g in zip(params, step_grads, strict=True):
-            p.grad = tl.Tensor(g)
+            p.grad = tl.Tensor(g, device=device)
         opt.step()
         for p, e in zip(params, expected, strict=True):
-            np.testing.assert_allclose(p.numpy(), e, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(p.detach().numpy(), e, rtol=1e-12, atol=1e-12)
 
 
-def test_training_a_model_end_to_end_matches_torch(torch):
+def test_training_a_model_end_to_end_matches_torch(torch, device):
     """Our gradients and our Adam together follow PyTorch's float64 run of the same model."""
-    ours = nn.Sequential(nn.Linear(3, 8, dtype=np.float64), nn.Tanh(), nn.Linear(8, 4, dtype=np.float64))
+    ours = nn.Sequential(nn.Linear(3, 8, dtype=np.float64, device=device), nn.Tanh(),
+                         nn.Linear(8, 4, dtype=np.float64, device=device))
     theirs = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4)).double()
     theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
     opt = nn.optim.AdamW(ours.parameters(), lr=0.05)
@@ -84,7 +85,7 @@ def test_training_a_model_end_to_end_matches_torch(torch):
     for _ in range(STEPS):
         x, y = rng.standard_normal((6, 3)), rng.integers(0, 4, 6)
         opt.zero_grad()
-        nn.F.cross_entropy(ours(tl.Tensor(x)), y).backward()
+        nn.F.cross_entropy(ours(tl.Tensor(x, device=device)), y).backward()
         ref_opt.zero_grad()
         torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y)).backward()
         opt.step()
@@ -93,9 +94,9 @@ def test_training_a_model_end_to_end_matches_torch(torch):
         np.testing.assert_allclose(ours.state_dict()[name].numpy(), value.numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_param_groups_match_torch(torch):
+def test_param_groups_match_torch(torch, device):
     initial, grads = shapes_and_gradients(seed=1)
-    params = [nn.Parameter(w) for w in initial]
+    params = [nn.Parameter(w, device=device) for w in initial]
     ref = [torch.nn.Parameter(torch.tensor(w)) for w in initial]
     opt = nn.optim.SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.5, "nesterov": False}],
                        lr=0.1, momentum=0.9)
@@ -104,20 +105,20 @@ def test_param_groups_match_torch(torch):
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
     for step_grads in grads:
         for p, r, g in zip(params, ref, step_grads, strict=True):
-            p.grad, r.grad = tl.Tensor(g), torch.tensor(g)
+            p.grad, r.grad = tl.Tensor(g, device=device), torch.tensor(g)
         opt.step()
         ref_opt.step()
     for p, r in zip(params, ref, strict=True):
-        np.testing.assert_allclose(p.numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(p.detach().numpy(), r.detach().numpy(), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="more than one parameter group"):
         opt.add_param_group({"params": [params[0]]})
     with pytest.raises(ValueError, match=r"unknown hyperparameters \['betas'\]"):
         nn.optim.SGD([{"params": params[:1], "betas": (0.9, 0.99)}], lr=0.1)
 
 
-def test_state_dict_has_torchs_layout(torch):
+def test_state_dict_has_torchs_layout(torch, device):
     initial, grads = shapes_and_gradients(steps=3)
-    _, opt = run_ours("Adam", dict(lr=0.01), initial, grads)
+    _, opt = run_ours("Adam", dict(lr=0.01), initial, grads, device)
     _, ref_opt, _ = run_torch(torch, "Adam", dict(lr=0.01), initial, grads)
     ours, theirs = opt.state_dict(), ref_opt.state_dict()
     assert sorted(ours) == ["param_groups", "state"]
@@ -132,26 +133,26 @@ def test_state_dict_has_torchs_layout(torch):
 
 
 @pytest.mark.parametrize(("name", "config"), [("SGD", SGD_CONFIGS[3]), ("Adam", ADAM_CONFIGS[3])])
-def test_state_dict_round_trips_through_save_and_load(tmp_path, name, config):
+def test_state_dict_round_trips_through_save_and_load(tmp_path, name, config, device):
     """Resuming from a saved optimizer continues exactly as the uninterrupted run."""
     initial, grads = shapes_and_gradients(seed=2)
-    straight, _ = run_ours(name, config, initial, grads)
-    first, opt = run_ours(name, config, initial, grads[:7])
+    straight, _ = run_ours(name, config, initial, grads, device)
+    first, opt = run_ours(name, config, initial, grads[:7], device)
     snapshot = opt.state_dict()
     path = tl.save({"optimizer": snapshot, "params": {str(i): p for i, p in enumerate(first)}}, tmp_path / "opt")
     opt.step()  # the snapshot is a copy: later steps do not leak into it
     loaded = tl.load(path)
-    resumed = [nn.Parameter(loaded["params"][str(i)]) for i in range(len(first))]
+    resumed = [nn.Parameter(loaded["params"][str(i)], device=device) for i in range(len(first))]
     fresh = getattr(nn.optim, name)(resumed, lr=123.0)  # hyperparameters come back from the state too
     fresh.load_state_dict(loaded["optimizer"])
     assert fresh.param_groups[0]["lr"] == config["lr"]
     assert fresh.param_groups[0].keys() == opt.param_groups[0].keys()
     for step_grads in grads[7:]:
         for p, g in zip(resumed, step_grads, strict=True):
-            p.grad = tl.Tensor(g)
+            p.grad = tl.Tensor(g, device=device)
         fresh.step()
     for a, b in zip(straight, resumed, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_load_state_dict_names_what_does_not_fit():
@@ -203,7 +204,7 @@ def test_zero_grad_and_closure():
 
     loss = opt.step(closure)
     assert float(loss) == 5.0
-    np.testing.assert_array_equal(p.numpy(), [0.0, 0.0])  # p - 0.5 * 2p
+    np.testing.assert_array_equal(p.detach().numpy(), [0.0, 0.0])  # p - 0.5 * 2p
     opt.zero_grad()
     assert p.grad is None
     p.grad = tl.ones(2, dtype=np.float64)
@@ -215,7 +216,7 @@ def test_parameters_without_grad_are_skipped():
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     a.grad = tl.ones(2, dtype=np.float64)
     nn.optim.Adam([a, b], lr=0.1).step()
-    assert (a.numpy() < 1).all() and (b.numpy() == 1).all()
+    assert (a.detach().numpy() < 1).all() and (b.detach().numpy() == 1).all()
 
 
 def test_bad_hyperparameters_and_params_are_refused():
@@ -245,13 +246,13 @@ def test_bad_hyperparameters_and_params_are_refused():
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
 @pytest.mark.parametrize("max_norm", [0.5, 100.0])
-def test_clip_grad_norm_matches_torch(torch, norm_type, max_norm):
+def test_clip_grad_norm_matches_torch(torch, norm_type, max_norm, device):
     rng = np.random.default_rng(7)
     grads = [rng.standard_normal((3, 4)), rng.standard_normal(5)]
-    ours = [nn.Parameter(np.zeros(g.shape)) for g in grads]
+    ours = [nn.Parameter(np.zeros(g.shape), device=device) for g in grads]
     theirs = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
     for p, r, g in zip(ours, theirs, grads, strict=True):
-        p.grad, r.grad = tl.Tensor(g), torch.tensor(g)
+        p.grad, r.grad = tl.Tensor(g, device=device), torch.tensor(g)
     total = nn.utils.clip_grad_norm_(ours, max_norm, norm_type=norm_type)
     ref = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=norm_type, foreach=False)
     assert isinstance(total, tl.Tensor) and total.shape == ()

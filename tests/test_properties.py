@@ -211,7 +211,7 @@ def _run(steps, x, leaves, numpy_shapes=False, torch_side=False):
 
 def _compare(ours, theirs, what: str) -> None:
     expected = theirs.detach().numpy()
-    actual = ours.numpy() if isinstance(ours, tl.Tensor) else ours
+    actual = ours.detach().numpy() if isinstance(ours, tl.Tensor) else ours
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != PyTorch's {expected.shape}"
     np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=what)
 

@@ -55,7 +55,7 @@ def _backward_both(torch, ours_outputs, torch_outputs, rng, device):
 
 
 def _assert_close(ours, theirs, what):
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=0, atol=TOL, err_msg=what)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=0, atol=TOL, err_msg=what)
 
 
 def _assert_parameter_grads(ours, theirs):
@@ -164,7 +164,8 @@ def test_state_dict_round_trips_with_torch(torch, kind, bias):
     theirs = getattr(torch.nn, name)(INPUT, HIDDEN, num_layers=2, bias=bias)
     theirs.load_state_dict({key: torch.tensor(value.numpy()) for key, value in ours.state_dict().items()})
     x = np.random.default_rng(3).standard_normal((STEPS, BATCH, INPUT)).astype(np.float32)
-    np.testing.assert_allclose(ours(tl.Tensor(x))[0].numpy(), theirs(torch.tensor(x))[0].detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(ours(tl.Tensor(x))[0].detach().numpy(), theirs(torch.tensor(x))[0].detach().numpy(),
+                               atol=1e-5)
     back = getattr(nn, name)(INPUT, HIDDEN, num_layers=2, bias=bias)
     back.load_state_dict({key: value.detach().numpy() for key, value in theirs.state_dict().items()})
     for key, value in back.state_dict().items():
@@ -178,7 +179,7 @@ def test_parameter_names_shapes_and_initialisation(torch):
     lstm = nn.LSTM(3, 100)
     bound = 1 / np.sqrt(100)
     for p in lstm.parameters():
-        values = p.numpy()
+        values = p.detach().numpy()
         assert p.dtype == np.float32 and values.min() >= -bound and values.max() <= bound
         assert values.max() - values.min() > 1.8 * bound  # spread over the whole interval, not a constant
 
@@ -359,7 +360,7 @@ def test_truncated_bptt_stops_at_the_detached_state():
         carried = [p.grad.numpy().copy() for p in lstm.parameters()]
         lstm.zero_grad()
         fresh_start = None if start is None else tuple(tl.Tensor(s.numpy()) for s in start)
-        lstm(tl.Tensor(chunk.numpy()), fresh_start)[0].sum().backward()
+        lstm(tl.Tensor(chunk.detach().numpy()), fresh_start)[0].sum().backward()
         for a, p in zip(carried, lstm.parameters(), strict=True):
             np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-12)
         first_chunk_grad = chunks[0].grad.numpy().copy() if first_chunk_grad is None else first_chunk_grad

@@ -1,17 +1,27 @@
 """tinygrad-lstm: a from-scratch reverse-mode autograd engine on NumPy/CuPy, for learning and training LSTMs."""
 
-from . import cuda
+from . import cuda, tensor
 from .tensor import (
     Function,
     Tensor,
     arange,
+    as_tensor,
+    autograd,
     cat,
     detect_anomaly,
+    empty,
     enable_grad,
+    errors,
+    eye,
+    from_numpy,
     full,
+    full_like,
     gradcheck,
+    inference_mode,
     is_grad_enabled,
+    is_inference_mode_enabled,
     linear,
+    linspace,
     load,
     manual_seed,
     matmul,
@@ -22,9 +32,13 @@ from .tensor import (
     ones,
     ones_like,
     rand,
+    rand_like,
+    randint,
     randn,
+    randn_like,
     retain_grads,
     save,
+    set_grad_enabled,
     stack,
     walk_graph,
     where,
@@ -35,8 +49,9 @@ from .tensor import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Tensor", "arange", "cat", "cuda", "detect_anomaly", "enable_grad", "full", "gradcheck",
-    "is_grad_enabled", "linear", "load", "manual_seed", "matmul", "maximum", "minimum", "name_scope", "no_grad",
-    "ones", "ones_like", "rand", "randn", "retain_grads", "save", "stack", "walk_graph", "where", "zeros",
-    "zeros_like",
+    "Function", "Tensor", "arange", "as_tensor", "autograd", "cat", "cuda", "detect_anomaly", "empty", "enable_grad",
+    "errors", "eye", "from_numpy", "full", "full_like", "gradcheck", "inference_mode", "is_grad_enabled",
+    "is_inference_mode_enabled", "linear", "linspace", "load", "manual_seed", "matmul", "maximum", "minimum",
+    "name_scope", "no_grad", "ones", "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "retain_grads",
+    "save", "set_grad_enabled", "stack", "tensor", "walk_graph", "where", "zeros", "zeros_like",
 ]

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +19,10 @@ from tinygrad_lstm.nn import functional as F
 from tinygrad_lstm.tasks import ADDING_BASELINE_MSE, CharCorpus, adding_problem, segment_recall
 
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+#: the training loops read the loss back to the host (a device sync) only every LOG_EVERY steps
+LOG_EVERY = 25
+#: called after every training step with the step index and, every LOG_EVERY steps, the loss (else None)
+OnStep = Callable[[int, "float | None"], None]
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -28,10 +33,24 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
-def _recurrent(kind: str, input_size: int, hidden_size: int, num_layers: int = 1, device: str = "cpu") -> nn.Module:
+def _recurrent(kind: str, input_size: int, hidden_size: int, num_layers: int = 1, device: str = "cpu",
+               dropout: float = 0.0) -> nn.Module:
     if kind not in RECURRENT_LAYERS:
         raise ValueError(f"unknown model {kind!r}: choose one of {sorted(RECURRENT_LAYERS)}")
-    return RECURRENT_LAYERS[kind](input_size, hidden_size, num_layers=num_layers, device=device)
+    layer = RECURRENT_LAYERS[kind]
+    if dropout and num_layers > 1 and "dropout" in inspect.signature(layer).parameters:
+        return layer(input_size, hidden_size, num_layers=num_layers, dropout=dropout, device=device)
+    return layer(input_size, hidden_size, num_layers=num_layers, device=device)
+
+
+def _logged(loss: tl.Tensor, i: int, losses: list[float], on_step: OnStep | None) -> None:
+    """Every LOG_EVERY steps read the loss back (one host sync), keep it and hand it on; else just tick."""
+    value = None
+    if (i + 1) % LOG_EVERY == 0:
+        value = loss.item()
+        losses.append(value)
+    if on_step is not None:
+        on_step(i, value)
 
 
 # ---------------------------------------------------------------- the adding problem: memory over long delays
@@ -58,7 +77,7 @@ class AddingResult:
     steps: int
     mse: float
     model: SequenceRegressor = field(repr=False)
-    losses: list[float] = field(default_factory=list, repr=False)
+    losses: list[float] = field(default_factory=list, repr=False)  # every LOG_EVERY steps
 
     @property
     def solved(self) -> bool:
@@ -67,8 +86,7 @@ class AddingResult:
 
 
 def train_adding(kind: str, steps: int, train_steps: int = 600, hidden_size: int = 32, batch: int = 64,
-                 lr: float = 1e-2, device: str = "cpu", seed: int = 0,
-                 on_step: Callable[[int, float], None] | None = None) -> AddingResult:
+                 lr: float = 1e-2, device: str = "cpu", seed: int = 0, on_step: OnStep | None = None) -> AddingResult:
     """Train a `kind` model ('rnn', 'gru', 'lstm') on the adding problem with delay `steps`; test on fresh data."""
     tl.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -82,10 +100,7 @@ def train_adding(kind: str, steps: int, train_steps: int = 600, hidden_size: int
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if on_step is not None or i % 10 == 0:
-            losses.append(loss.item())
-            if on_step is not None:
-                on_step(i, losses[-1])
+        _logged(loss, i, losses, on_step)
     inputs, targets = adding_problem(1000, steps, np.random.default_rng(seed + 10_000))
     with tl.no_grad():
         mse = F.mse_loss(model(tl.Tensor(inputs, device=device)), tl.Tensor(targets, device=device)).item()
@@ -139,8 +154,7 @@ class RecallResult:
 
 def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symbols: int = 4, steps: int = 60,
                          batch: int = 32, reset_every: tuple[int, int] = (6, 14), lr: float = 2e-2,
-                         device: str = "cpu", seed: int = 0,
-                         on_step: Callable[[int, float], None] | None = None) -> RecallResult:
+                         device: str = "cpu", seed: int = 0, on_step: OnStep | None = None) -> RecallResult:
     """Train an LSTM to name the first symbol of the current segment; a reset symbol starts a new one."""
     tl.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -155,9 +169,7 @@ def train_segment_recall(train_steps: int = 300, hidden_size: int = 16, num_symb
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(loss.item())
-        if on_step is not None:
-            on_step(i, losses[-1])
+        _logged(loss, i, losses, on_step)
     inputs, targets, _ = segment_recall(256, steps, num_symbols, reset_every, np.random.default_rng(seed + 10_000))
     with tl.no_grad():
         logits, _ = model(tl.Tensor(inputs, device=device))
@@ -191,18 +203,23 @@ def forget_gate_trace(model: SequenceTagger, inputs: np.ndarray) -> np.ndarray:
 
 
 class CharLM(nn.Module):
-    """Embedding -> recurrent layers -> Linear: predicts the next character."""
+    """Embedding -> recurrent layers -> Linear: predicts the next character.
+
+    `dropout` zeroes that fraction of the embeddings and of the recurrent layers' outputs while training (and
+    between stacked layers, where the layer takes `dropout=`); `eval()` turns it off.
+    """
 
     def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 1, kind: str = "lstm",
-                 embedding_dim: int = 32, device: str = "cpu"):
+                 embedding_dim: int = 32, dropout: float = 0.0, device: str = "cpu"):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embedding_dim, device=device)
-        self.rnn = _recurrent(kind, embedding_dim, hidden_size, num_layers, device=device)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = _recurrent(kind, embedding_dim, hidden_size, num_layers, device=device, dropout=dropout)
         self.head = nn.Linear(hidden_size, vocab_size, device=device)
 
     def forward(self, ids: tl.Tensor, state=None):
-        output, state = self.rnn(self.embed(ids), state)
-        return self.head(output), state
+        output, state = self.rnn(self.drop(self.embed(ids)), state)
+        return self.head(self.drop(output)), state
 
 
 def char_lm_loss(model: CharLM, inputs: np.ndarray, targets: np.ndarray) -> tl.Tensor:
@@ -214,18 +231,53 @@ def char_lm_loss(model: CharLM, inputs: np.ndarray, targets: np.ndarray) -> tl.T
 
 def generate(model: CharLM, corpus: CharCorpus, prime: str, length: int, rng: np.random.Generator,
              temperature: float = 0.8) -> str:
-    """Sample `length` characters after `prime`, feeding the state forward one character at a time."""
+    """`prime` followed by `length` sampled characters, feeding the state forward one character at a time.
+
+    Each character is drawn from softmax(logits / temperature); temperature 0 takes the most likely one.
+    The model samples in eval mode (no dropout) and is put back in the mode it was in.
+    """
+    if temperature < 0:
+        raise ValueError(f"the temperature must be >= 0 (0: always the most likely character), got {temperature}")
+    if not prime:
+        raise ValueError("generate needs a non-empty prime to start from")
     device = next(model.parameters()).device
-    ids = corpus.encode(prime or corpus.text[0])
+    ids = corpus.encode(prime)
     out = []
-    with tl.no_grad():
-        logits, state = model(tl.Tensor(ids[:, None], device=device))
-        for _ in range(length):
-            probs = (logits[-1, 0] * (1.0 / temperature)).softmax().numpy().astype(np.float64)
-            nxt = int(rng.choice(len(probs), p=probs / probs.sum()))
-            out.append(nxt)
-            logits, state = model(tl.Tensor(np.array([[nxt]]), device=device), state)
-    return corpus.decode(out)
+    training = model.training
+    model.eval()
+    try:
+        with tl.no_grad():
+            logits, state = model(tl.Tensor(ids[:, None], device=device))
+            for _ in range(length):
+                scores = logits[-1, 0].numpy().astype(np.float64)
+                if not np.isfinite(scores).all():
+                    raise RuntimeError("the model's predictions are NaN or Inf: its weights diverged in training "
+                                       "(a lower --lr or --grad-clip helps); nothing to sample from")
+                if temperature == 0:
+                    nxt = int(scores.argmax())
+                else:
+                    probs = np.exp((scores - scores.max()) / temperature)
+                    nxt = int(rng.choice(len(probs), p=probs / probs.sum()))
+                out.append(nxt)
+                logits, state = model(tl.Tensor(np.array([[nxt]]), device=device), state)
+    finally:
+        model.train(training)
+    return prime + corpus.decode(out)
+
+
+def char_lm_bits(model: CharLM, inputs: np.ndarray, targets: np.ndarray, batch: int = 256) -> float:
+    """Mean bits per character over (T, N) windows, in eval mode without a graph (the validation loss)."""
+    training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        with tl.no_grad():
+            for start in range(0, inputs.shape[1], batch):
+                chunk = slice(start, start + batch)
+                total += char_lm_loss(model, inputs[:, chunk], targets[:, chunk]).item() * targets[:, chunk].size
+    finally:
+        model.train(training)
+    return total / targets.size / np.log(2)
 
 
 # ---------------------------------------------------------------- a small unrolled cell, for pictures

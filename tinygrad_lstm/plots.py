@@ -1,4 +1,4 @@
-"""Pictures of the experiments, with matplotlib (an optional extra: pip install 'tinygrad-lstm[plot]')."""
+"""Pictures of the experiments, with matplotlib (a dependency of the package; the engine never imports it)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-MATPLOTLIB_HINT = "plots need matplotlib: pip install 'tinygrad-lstm[plot]' (the numbers are in the table above)"
+MATPLOTLIB_HINT = ("plots need matplotlib, which installs with the package; reinstall it (`pip install .` in a clone, "
+                   "`pip install tinygrad-lstm` from an index) or `pip install matplotlib`; the numbers are printed")
 
 
 def _pyplot():
@@ -69,3 +70,18 @@ def plot_forget_gate(trace: np.ndarray, resets: np.ndarray, path: str) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_loss_curve(train_steps: Sequence[int], train_bits: Sequence[float], val_steps: Sequence[int],
+                    val_bits: Sequence[float], path: str) -> str:
+    """Training and validation loss in bits per character against the step, the best validation marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(train_steps, train_bits, label="train", color="#1f77b4")
+    ax.plot(val_steps, val_bits, "o-", ms=3, label="validation", color="#d62728")
+    if len(val_bits):
+        best = int(np.argmin(val_bits))
+        ax.plot([val_steps[best]], [val_bits[best]], "*", ms=12, color="#d62728",
+                label=f"best validation {val_bits[best]:.3f} (step {val_steps[best]})")
+    ax.set(xlabel="training step", ylabel="bits per character", title="Character model: loss")
+    return _save(fig, ax, path)

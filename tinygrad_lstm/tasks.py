@@ -67,17 +67,23 @@ def segment_recall(batch: int, steps: int, num_symbols: int, reset_every: tuple[
 
 @dataclass
 class CharCorpus:
-    """A text and its character vocabulary, cut into random (input, next-char target) batches."""
+    """A text and its character vocabulary, cut into random (input, next-char target) batches.
+
+    `vocab` defaults to the text's own characters; `split` hands it to both parts, so a character seen only
+    in the validation text still has an id.
+    """
 
     text: str
     name: str
+    vocab: list[str] | None = None
 
     def __post_init__(self):
         if len(self.text) < 2:
             raise ValueError(f"corpus {self.name!r} is too short to train on ({len(self.text)} characters)")
-        self.vocab = sorted(set(self.text))
+        if self.vocab is None:
+            self.vocab = sorted(set(self.text))
         self.index = {ch: i for i, ch in enumerate(self.vocab)}
-        self.encoded = np.array([self.index[ch] for ch in self.text], dtype=np.int64)
+        self.encoded = self.encode(self.text)
 
     @property
     def vocab_size(self) -> int:
@@ -92,13 +98,33 @@ class CharCorpus:
     def decode(self, ids) -> str:
         return "".join(self.vocab[int(i)] for i in ids)
 
+    def split(self, val_fraction: float) -> tuple[CharCorpus, CharCorpus]:
+        """The first (1 - val_fraction) of the text to train on, the rest to validate on (as char-rnn does)."""
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"the validation fraction must be between 0 and 1, got {val_fraction}")
+        cut = round(len(self.text) * (1 - val_fraction))
+        return (CharCorpus(self.text[:cut], self.name, self.vocab),
+                CharCorpus(self.text[cut:], f"{self.name} (validation)", self.vocab))
+
     def batch(self, seq_len: int, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(T, B) input ids and (T, B) next-character targets from random places in the text."""
-        if seq_len + 1 > len(self.encoded):
-            raise ValueError(f"seq_len {seq_len} is longer than corpus {self.name!r} ({len(self.encoded)} characters)")
-        starts = rng.integers(0, len(self.encoded) - seq_len - 1, size=batch)
+        self._check_length(seq_len)
+        starts = rng.integers(0, len(self.encoded) - seq_len, size=batch)
         windows = np.stack([self.encoded[s : s + seq_len + 1] for s in starts], axis=1)
         return windows[:-1], windows[1:]
+
+    def windows(self, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """The whole text as consecutive (T, N) input and target windows: every character predicted once."""
+        self._check_length(seq_len)
+        count = (len(self.encoded) - 1) // seq_len
+        inputs = self.encoded[: count * seq_len].reshape(count, seq_len).T
+        targets = self.encoded[1 : count * seq_len + 1].reshape(count, seq_len).T
+        return inputs, targets
+
+    def _check_length(self, seq_len: int) -> None:
+        if seq_len + 1 > len(self.encoded):
+            raise ValueError(f"--seq-len {seq_len} is longer than corpus {self.name!r} ({len(self.encoded)} "
+                             "characters): give a shorter --seq-len or a longer text")
 
 
 def _python_sources() -> str:
@@ -125,4 +151,7 @@ def load_corpus(name: str = "article") -> CharCorpus:
                 text = f.read()
         except OSError as exc:
             raise ValueError(f"corpus {name!r} is neither 'article', 'python' nor a readable file: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"corpus file {name!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                             f"offset {exc.start}); give a text file") from None
     return CharCorpus(text=text, name=name)

@@ -1,13 +1,13 @@
-"""The `tinygrad-lstm` command line: train (the main job), memory, gates, graph, explore, bench, info."""
+"""The `tinygrad-lstm` command line: train (the main job), sample, memory, gates, graph, explore, bench, info."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import bench, explore, gates, graph, info, memory, train
+from . import bench, explore, gates, graph, info, memory, sample, train
 
-SUBCOMMANDS = (train, memory, gates, graph, explore, bench, info)
+SUBCOMMANDS = (train, sample, memory, gates, graph, explore, bench, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,8 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ..benchmarks import lstm, overhead
 
     extra = [a for a in args.extra if a != "--"]
-    if args.which in ("overhead", "all"):
-        overhead.main(extra if args.which == "overhead" else [])
-    if args.which in ("lstm", "all"):
-        lstm.main(["--device", device_from(args).split(":")[0], *extra])
+    chosen = [name for name in ("overhead", "lstm") if args.which in (name, "all")]
+    for k, name in enumerate(chosen, 1):
+        print(f"[{k}/{len(chosen)}] benchmark {name!r}: timing, this takes a while...", flush=True)
+        if name == "overhead":
+            overhead.main(extra if args.which == "overhead" else [])
+        else:
+            lstm.main(["--device", device_from(args).split(":")[0], *extra])
     return 0

@@ -11,7 +11,7 @@ import numpy as np
 from ..experiments import forget_gate_trace, train_segment_recall
 from ..plots import plot_forget_gate
 from ..tasks import segment_recall
-from .common import add_device_argument, device_from, output_dir, progress
+from .common import add_device_argument, check_numbers, device_from, output_dir, progress
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -31,13 +31,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.steps <= 0 or args.length < 2 or args.symbols < 2:
-        raise ValueError("--steps must be positive, --length >= 2 and --symbols >= 2")
+    check_numbers(args, positive=("steps", "hidden_size", "lr"))
+    if args.length < 2 or args.symbols < 2:
+        raise ValueError(f"--length and --symbols must be at least 2, got {args.length} and {args.symbols}")
     device = device_from(args)
     with progress(args.steps, "training", args.quiet) as bar:
+        def on_step(i: int, loss: float | None) -> None:
+            bar.update()
+            if loss is not None:
+                bar.set_postfix(loss=f"{loss:.3f}")
+
         result = train_segment_recall(args.steps, args.hidden_size, args.symbols, args.length, device=device,
-                                      lr=args.lr, seed=args.seed,
-                                      on_step=lambda i, loss: (bar.update(), bar.set_postfix(loss=f"{loss:.3f}")))
+                                      lr=args.lr, seed=args.seed, on_step=on_step)
     print(f"test accuracy {result.accuracy:.1%} (chance {1 / args.symbols:.0%})")
     inputs, _, resets = segment_recall(1, args.length, args.symbols, (6, 14), np.random.default_rng(args.seed + 1))
     trace = forget_gate_trace(result.model, inputs)

@@ -28,17 +28,24 @@ def _version(distribution: str) -> str | None:
 
 
 def _cuda_status() -> tuple[bool, str]:
-    try:
-        tl.zeros(1, device="cuda")
-    except RuntimeError as exc:
-        return False, str(exc)
+    """Usable only when an elementwise op, a matmul and a random draw ran on the GPU (tl.cuda.problem())."""
+    problem = tl.cuda.problem()
+    if problem is not None:
+        return False, problem
     import cupy
 
     names = []
     for i in range(tl.cuda.device_count()):
-        props = cupy.cuda.runtime.getDeviceProperties(i)
-        names.append(f"cuda:{i} {props['name'].decode() if isinstance(props['name'], bytes) else props['name']}")
-    return True, f"CuPy {cupy.__version__}; " + ", ".join(names)
+        name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
+        names.append(f"cuda:{i} {name.decode() if isinstance(name, bytes) else name}")
+    return True, (f"CuPy {cupy.__version__}; " + ", ".join(names)
+                  + "; an elementwise op (NVRTC), a matmul (cuBLAS) and a random draw (cuRAND) ran")
+
+
+def _cupy_distribution() -> str:
+    """Which CuPy wheel is installed (its CUDA major version must match the driver's, see nvidia-smi)."""
+    found = [f"{name} {_version(name)}" for name in ("cupy-cuda12x", "cupy-cuda13x", "cupy") if _version(name)]
+    return ", ".join(found) or "not installed"
 
 
 def _dot_status() -> tuple[bool, str]:
@@ -59,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
         ("python", platform.python_version(), True),
         ("numpy", np.__version__, True),
         ("cuda (CuPy + GPU)", cuda_text if cuda_ok else f"not usable: {cuda_text}", cuda_ok),
+        ("cupy (installed wheel)", _cupy_distribution(), _cupy_distribution() != "not installed"),
         ("graphviz (Python)", _version("graphviz") or "not installed: pip install graphviz",
          bool(_version("graphviz"))),
         ("graphviz dot", dot_text, dot_ok),
-        ("matplotlib (plots)", plot or "not installed: pip install 'tinygrad-lstm[plot]'", bool(plot)),
+        ("matplotlib (plots)", plot or "not installed (a dependency): reinstall with `pip install .` in a clone, "
+         "`pip install tinygrad-lstm`, or `pip install matplotlib`", bool(plot)),
         ("tqdm", _version("tqdm") or "not installed", bool(_version("tqdm"))),
         ("torch (test reference)", _version("torch") or "not installed (optional: pip install torch)", True),
     ]

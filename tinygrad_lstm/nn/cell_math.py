@@ -127,33 +127,34 @@ template <typename T> __device__ T grad_sigmoid(T a) { return a * ((T)1 - a); }
 template <typename T> __device__ T grad_tanh(T a) { return (T)1 - a * a; }
 """
 
+# CuPy's loop index is `i`, so the kernels call the input gate `i_`; `do` is a C++ keyword, so the backward
+# calls that gradient `do_`.
 LSTM_FORWARD = ElementwiseKernel(
     name="tinygrad_lstm_step_forward",
     in_params="T c_prev",
-    out_params="T i, T f, T g, T o, T c, T h",
+    out_params="T i_, T f, T g, T o, T c, T h",
     operation="""
-    i = sigmoid(i);
+    i_ = sigmoid(i_);
     f = sigmoid(f);
     g = tanh(g);
     o = sigmoid(o);
-    c = f * c_prev + i * g;
+    c = f * c_prev + i_ * g;
     h = o * tanh(c);
     """,
     formula=lstm_step_forward,
     preamble=_CUDA_PREAMBLE,
 )
 
-# `do` is a C++ keyword, so the kernel calls that gradient `do_`.
 LSTM_BACKWARD = ElementwiseKernel(
     name="tinygrad_lstm_step_backward",
-    in_params="T i, T f, T g, T o, T c_prev, T c, T gh, T gc",
+    in_params="T i_, T f, T g, T o, T c_prev, T c, T gh, T gc",
     out_params="T di, T df, T dg, T do_, T dc_prev",
     operation="""
     const T tanh_c = tanh(c);
     const T dc = gc + gh * o * ((T)1 - tanh_c * tanh_c);
-    di = dc * g * grad_sigmoid(i);
+    di = dc * g * grad_sigmoid(i_);
     df = dc * c_prev * grad_sigmoid(f);
-    dg = dc * i * grad_tanh(g);
+    dg = dc * i_ * grad_tanh(g);
     do_ = gh * tanh_c * grad_sigmoid(o);
     dc_prev = dc * f;
     """,

@@ -7,9 +7,12 @@ naming what it got and what was expected.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
-from ..tensor import Tensor, arange, maximum, rand, where
+from ..tensor import Tensor, arange, maximum, minimum, rand, where
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -29,12 +32,64 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.softmax(axis=axis)
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Softmax over `dim` (or NumPy's `axis`); the last axis when neither is given."""
+    return x.softmax(dim, axis=axis)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return x.log_softmax(axis=axis)
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    return x.log_softmax(dim, axis=axis)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope * x elsewhere (the gradient at 0 is negative_slope, as PyTorch)."""
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, alpha * (e^x - 1) elsewhere; the exponential only sees x <= 0, so it never overflows."""
+    return where(x > 0, x, alpha * (x.clip(max=0.0).exp() - 1))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (through erf); approximate="tanh" is the tanh formula."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + (math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)).tanh())
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return 0.5 * x * (1 + (x * (1 / math.sqrt(2))).erf())
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return x * x.sigmoid()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (as PyTorch), without overflow."""
+    scaled = x * beta
+    smooth = ((-scaled.abs()).exp() + 1).log() + maximum(scaled, 0.0)  # log(1 + e^s) for any s
+    return where(scaled > threshold, x, smooth * (1 / beta))
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    return minimum(x, 0.0) - ((-x.abs()).exp() + 1).log()
+
+
+def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last len(normalized_shape) axes (biased variance, as PyTorch), then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape):] != shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(axis=axes, keepdims=True)
+    variance = (centered * centered).mean(axis=axes, keepdims=True)
+    out = centered / (variance + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -70,13 +125,14 @@ def embedding(indices, weight: Tensor, padding_idx: int | None = None) -> Tensor
     Rows picked at `padding_idx` take no gradient, as PyTorch's.
     """
     num = weight.shape[0]
+    host = _host_values(indices)
     indices = _beside(indices, weight, "embedding: indices")
     if not np.issubdtype(indices.dtype, np.integer):
         raise TypeError(f"embedding: indices must have an integer dtype, got {indices.dtype}")
-    bad = _first_outside(indices, num)
+    bad = _first_outside(indices, num, host=host)
     if bad is not None:
         raise IndexError(f"embedding: index {bad} is out of range for num_embeddings={num} (valid: 0..{num - 1})")
-    rows = weight[indices]
+    rows = weight[indices if host is None else host]  # host indices are range-checked on the host: no sync
     if padding_idx is None:
         return rows
     padding_idx = padding_idx % num
@@ -97,10 +153,20 @@ def _beside(value, ref: Tensor, what: str) -> Tensor:
     return Tensor(value, dtype=ref.dtype if floating else None, device=ref.device)
 
 
-def _first_outside(indices: Tensor, size: int, ignore: int | None = None) -> int | None:
-    """The first index outside [0, size) (skipping `ignore`), or None. One device sync, needed because
-    fancy indexing would wrap negative indices (and CuPy wraps every out-of-range one) silently."""
-    data = indices.array
+def _host_values(value) -> np.ndarray | None:
+    """Indices or targets the caller gave as host data (lists, NumPy, CPU tensors) as a NumPy array, else None."""
+    if isinstance(value, Tensor):
+        return value.array if value.device == "cpu" else None
+    if isinstance(value, np.ndarray) or not hasattr(value, "dtype"):
+        return np.asarray(value)
+    return None
+
+
+def _first_outside(indices: Tensor, size: int, ignore: int | None = None, host: np.ndarray | None = None) -> int | None:
+    """The first index outside [0, size) (skipping `ignore`), or None; checked because fancy indexing
+    would wrap negative indices (and CuPy wraps every out-of-range one) silently. Checked on the `host`
+    copy when the caller gave one, else on the device (one sync)."""
+    data = indices.array if host is None else host
     outside = (data < 0) | (data >= size)
     if ignore is not None:
         outside &= data != ignore
@@ -144,6 +210,15 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa:
     return _reduce(diff * diff, reduction)
 
 
+def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:  # noqa: A002 - PyTorch's name
+    """Mean absolute error |input - target|; input and target must have the same shape."""
+    _check_reduction("l1_loss", reduction)
+    target = _like(target, input, "l1_loss: target")
+    if target.shape != input.shape:
+        raise ValueError(f"l1_loss: target shape {target.shape} differs from input shape {input.shape}")
+    return _reduce((input - target).abs(), reduction)
+
+
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",  # noqa: A002
                                      pos_weight=None) -> Tensor:
     """-[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], computed without overflow for any logit x.
@@ -172,7 +247,8 @@ def _num_classes(name: str, input: Tensor) -> int:  # noqa: A002
     return input.shape[1] if input.ndim >= 2 else input.shape[0]
 
 
-def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int) -> None:  # noqa: A002
+def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: int,  # noqa: A002
+                        host: np.ndarray | None = None) -> None:
     """Class indices: integers in [0, C) (or `ignore_index`) of shape (N, d1, ...) for input (N, C, d1, ...)."""
     expected = (input.shape[0],) + input.shape[2:] if input.ndim >= 2 else ()
     if not np.issubdtype(target.dtype, np.integer) or target.shape != expected:
@@ -183,7 +259,7 @@ def _check_class_target(name: str, input: Tensor, target: Tensor, ignore_index: 
                    f"but input of shape {input.shape} needs {wanted}")
         raise (ValueError if np.issubdtype(target.dtype, np.integer) else TypeError)(message)
     num_classes = _num_classes(name, input)
-    bad = _first_outside(target, num_classes, ignore=ignore_index)
+    bad = _first_outside(target, num_classes, ignore=ignore_index, host=host)
     if bad is not None:
         raise IndexError(f"{name}: target {bad} is out of range for {num_classes} classes "
                          f"(valid: 0..{num_classes - 1})")
@@ -209,17 +285,22 @@ def _class_axis_last(x: Tensor) -> Tensor:
 
 
 def _picked_nll(log_probs: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-                reduction: str) -> Tensor:
+                reduction: str, host: np.ndarray | None = None) -> Tensor:
     """-log_probs[n, target[n]] (times the class weight); "mean" divides by the total weight of the
-    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing."""
+    targets that count (their number without `weight`), as PyTorch; `ignore_index` targets count for nothing.
+    With the `host` copy of the target, the picking indices are made (and range-checked) on the host."""
     rows = _class_axis_last(log_probs)
     flat_target = target.reshape(-1)
     counts = flat_target != ignore_index
-    safe_target = where(counts, flat_target, 0)
+    if host is None:
+        safe_target, positions = where(counts, flat_target, 0), arange(len(flat_target), device=rows.device)
+    else:
+        flat_host = host.reshape(-1)
+        safe_target, positions = np.where(flat_host != ignore_index, flat_host, 0), np.arange(len(flat_host))
     weights = counts.to(log_probs.dtype)
     if weight is not None:
         weights = weights * weight[safe_target]
-    losses = -rows[arange(len(flat_target), device=rows.device), safe_target] * weights
+    losses = -rows[positions, safe_target] * weights
     if reduction == "mean":
         return losses.sum() / weights.sum()
     if reduction == "sum":
@@ -231,9 +312,10 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100,  # no
              reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities `input` (N, C, ...) at class indices `target` (N, ...)."""
     _check_reduction("nll_loss", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "nll_loss: target")
-    _check_class_target("nll_loss", input, target, ignore_index)
-    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction)
+    _check_class_target("nll_loss", input, target, ignore_index, host)
+    return _picked_nll(input, target, _class_weight("nll_loss", weight, input), ignore_index, reduction, host)
 
 
 def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100,  # noqa: A002 - PyTorch's name
@@ -241,6 +323,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     """Softmax cross-entropy of logits `input` (N, C, ...) against class indices (N, ...) or class
     probabilities (a float target of the input's shape); log_softmax keeps logits of +-1000 finite."""
     _check_reduction("cross_entropy", reduction)
+    host = _host_values(target)
     target = _beside(target, input, "cross_entropy: target")
     weight = _class_weight("cross_entropy", weight, input)
     class_axis = 1 if input.ndim >= 2 else 0
@@ -249,5 +332,5 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         if weight is not None:
             terms = terms * weight.reshape(weight.shape + (1,) * (input.ndim - class_axis - 1))
         return _reduce(-terms.sum(axis=class_axis), reduction)
-    _check_class_target("cross_entropy", input, target, ignore_index)
-    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction)
+    _check_class_target("cross_entropy", input, target, ignore_index, host)
+    return _picked_nll(input.log_softmax(axis=class_axis), target, weight, ignore_index, reduction, host)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
 from ..tensor import Tensor, array_module, no_grad
+from ..tensor.tensor import HookHandle
+
+
+def _from_torch(value):
+    """A torch tensor as a NumPy array (torch is only looked at when the caller already imported it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value
 
 
 class Parameter(Tensor):
@@ -29,12 +39,21 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if name in self._buffers:  # assigning a registered buffer replaces it, as PyTorch
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(value).__name__}")
+            self._buffers[name] = value
+            object.__setattr__(self, name, value)
+            return
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -48,7 +67,23 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """A tensor the module keeps but does not train (running statistics, masks): moved by `to()`,
+        saved in `state_dict()` unless `persistent=False`, never returned by `parameters()`."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: {name!r} is already a parameter or submodule")
+        self._parameters.pop(name, None)
+        self._buffers[name] = tensor
+        if not persistent:
+            object.__setattr__(self, "_non_persistent", self.__dict__.get("_non_persistent", set()) | {name})
+        object.__setattr__(self, name, tensor)
 
     def register_parameter(self, name: str, value: Parameter | None) -> None:
         """Declare `name` as a parameter slot; None records an absent one (e.g. bias=False)."""
@@ -68,7 +103,30 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not self._forward_pre_hooks and not self._forward_hooks:
+            return self.forward(*args, **kwargs)
+        for hook in list(self._forward_pre_hooks.values()):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            changed = hook(self, args, output)
+            if changed is not None:
+                output = changed
+        return output
+
+    def register_forward_hook(self, hook: Callable) -> HookHandle:
+        """`hook(module, inputs, output)` runs after every forward; a value it returns replaces the output."""
+        handle = HookHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook: Callable) -> HookHandle:
+        """`hook(module, inputs)` runs before every forward; a value it returns replaces the inputs."""
+        handle = HookHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ traversal
 
@@ -109,6 +167,26 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, b in module._buffers.items():
+                if b is not None and id(b) not in seen:
+                    seen.add(id(b))
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def _persistent_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        for module_name, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", set())
+            for name, b in module._buffers.items():
+                if b is not None and name not in skip:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call `fn` on every submodule and then on this module (custom initialisation)."""
         for child in self.children():
@@ -140,13 +218,20 @@ class Module:
                 p.grad.array[...] = 0
 
     def to(self, target) -> Module:
-        """Move (or cast) every parameter in place, keeping the Parameter objects optimizers hold."""
+        """Move (or cast) every parameter and buffer in place, keeping the objects optimizers hold.
+
+        A cast changes floating point tensors only (an integer buffer keeps its dtype), as PyTorch.
+        """
+        moves_only = isinstance(target, str) and (target == "cpu" or target.startswith("cuda"))
         with no_grad():
-            for p in self.parameters():
-                moved = p.to(target)
-                p.array, p.device, p._xp = moved.array, moved.device, array_module(moved.device)
-                if p.grad is not None:
-                    p.grad = p.grad.to(target)
+            for t in [*self.parameters(), *self.buffers()]:
+                if not moves_only and t.dtype.kind != "f":
+                    continue
+                moved = t.to(target)
+                t.array, t.device, t._xp = moved.array, moved.device, array_module(moved.device)
+                t._version_counter = None  # new storage
+                if t.grad is not None:
+                    t.grad = t.grad.to(target)
         return self
 
     def cpu(self) -> Module:
@@ -164,19 +249,23 @@ class Module:
     # ------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Tensor]:
-        """name -> detached Tensor sharing the parameter's data (save it with `tl.save`)."""
-        return {name: p.detach() for name, p in self.named_parameters()}
+        """name -> detached Tensor sharing the parameter's (or persistent buffer's) data; save it with `tl.save`."""
+        state = {name: p.detach() for name, p in self.named_parameters()}
+        state.update((name, b.detach()) for name, b in self._persistent_buffers())
+        return state
 
     def load_state_dict(self, state: Mapping, strict: bool = True) -> tuple[list[str], list[str]]:
-        """Copy values (Tensors or arrays, any device) into the parameters in place.
+        """Copy values (Tensors, NumPy or CuPy arrays, torch tensors; any device) into the parameters and
+        buffers in place, so optimizers keep holding the same objects.
 
-        Every key and shape is checked before anything is copied, so a bad state leaves the module
-        untouched. `strict=False` skips missing and unexpected keys and returns them as
-        (missing, unexpected); shapes must match either way.
+        Every key, shape and value is checked and converted before anything is copied, so a bad state
+        leaves the module untouched. `strict=False` skips missing and unexpected keys and returns them
+        as (missing, unexpected); shapes must match either way.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict expects a dict of name -> array, got {type(state).__name__}")
         own = dict(self.named_parameters())
+        own.update(self._persistent_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -187,17 +276,20 @@ class Module:
         for name, p in own.items():
             if name not in state:
                 continue
-            value = state[name]
+            value = _from_torch(state[name])
             if isinstance(value, Mapping):
                 raise TypeError(f"load_state_dict: key {name!r} holds a nested dict, not an array")
             shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
             if shape != p.shape:
                 raise ValueError(f"load_state_dict: key {name!r} has shape {shape} in the state, "
                                  f"but the parameter has shape {p.shape}")
-            values[name] = value
-        for name, value in values.items():
-            p = own[name]
-            p.array[...] = Tensor(value, dtype=p.dtype, device=p.device).array
+            try:
+                values[name] = Tensor(value, dtype=p.dtype, device=p.device)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"load_state_dict: key {name!r} cannot be read as {p.dtype} numbers: {exc}") from None
+        with no_grad():
+            for name, value in values.items():
+                own[name].copy_(value)
         return missing, unexpected
 
     # ------------------------------------------------------------ repr

@@ -1,16 +1,18 @@
 """Optimizers as PyTorch's single-tensor (foreach=False) implementations: SGD, Adam, AdamW.
 
-Each update is the same sequence of array operations as PyTorch's, applied in place to `p.array`
-through the parameter's array module, so a float64 run follows PyTorch's trajectory to rounding
-(PyTorch fuses some multiply-adds; NumPy rounds them twice). Hyperparameters stay Python floats
-and the step count a Python int: `step()` never waits on the device.
+Each update is the same sequence of operations as PyTorch's, written with the public in-place ops
+(`p.add_`, `buf.mul_`) under `no_grad()`, as a hand-written training loop would; a float64 run
+follows PyTorch's trajectory to rounding (PyTorch fuses some multiply-adds; NumPy rounds them
+twice). Hyperparameters stay Python floats and the step count a Python int: `step()` never waits
+on the device. The learning-rate schedules are in `lr_scheduler` (`nn.optim.lr_scheduler`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from ..tensor import Tensor, array_module, enable_grad
+from ..tensor import Tensor, enable_grad, maximum, no_grad, zeros_like
+from . import lr_scheduler  # noqa: F401 - reached as nn.optim.lr_scheduler, as torch.optim.lr_scheduler
 
 ParamsT = Iterable[Tensor] | Iterable[Mapping]
 
@@ -56,7 +58,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad.array[...] = 0
+                    p.grad.zero_()
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient; `closure` re-evaluates the loss first, as PyTorch."""
@@ -64,13 +66,14 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad.array, self.state.setdefault(p, {}), group)
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, p.grad, self.state.setdefault(p, {}), group)
         return loss
 
-    def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
+    def _update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------ state
@@ -151,7 +154,7 @@ def _restore(name: str, value, p: Tensor, index: int):
     if shape != p.shape:
         raise ValueError(f"load_state_dict: state {name!r} of parameter {index} has shape {shape}, "
                          f"but the parameter has shape {p.shape}")
-    return Tensor(value, dtype=p.dtype, device=p.device).array
+    return Tensor(value, dtype=p.dtype, device=p.device)
 
 
 def _check_hyperparameters(lr: float, weight_decay: float, eps: float = 0.0) -> None:
@@ -176,19 +179,18 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov))
 
-    def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
+    def _update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         if weight_decay != 0:
-            grad = grad + weight_decay * p.array
+            grad = grad + weight_decay * p
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()
+                buf = state["momentum_buffer"] = grad.clone()
             else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * grad
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.array -= group["lr"] * grad
+        p.sub_(group["lr"] * grad)
 
 
 class Adam(Optimizer):
@@ -204,33 +206,30 @@ class Adam(Optimizer):
                 raise ValueError(f"invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad))
 
-    def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
-        xp = array_module(p.device)
+    def _update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         lr, (beta1, beta2), weight_decay = group["lr"], group["betas"], group["weight_decay"]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(p.array)
-            state["exp_avg_sq"] = xp.zeros_like(p.array)
+            state["exp_avg"] = zeros_like(p)
+            state["exp_avg_sq"] = zeros_like(p)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = xp.zeros_like(p.array)
+                state["max_exp_avg_sq"] = zeros_like(p)
         state["step"] += 1
         step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
         if weight_decay != 0:
             if self.decoupled_weight_decay:
-                p.array *= 1 - lr * weight_decay
+                p.mul_(1 - lr * weight_decay)
             else:
-                grad = grad + weight_decay * p.array
+                grad = grad + weight_decay * p
         _lerp_(exp_avg, grad, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
+        exp_avg_sq.mul_(beta2).add_((1 - beta2) * grad * grad)
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         second_moment = exp_avg_sq
         if group["amsgrad"]:
-            second_moment = state["max_exp_avg_sq"]
-            xp.maximum(second_moment, exp_avg_sq, out=second_moment)
-        denom = xp.sqrt(second_moment) / bias_correction2_sqrt + group["eps"]
-        p.array += -(lr / bias_correction1) * exp_avg / denom
+            second_moment = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], exp_avg_sq))
+        denom = second_moment.sqrt() / bias_correction2_sqrt + group["eps"]
+        p.add_(-(lr / bias_correction1) * exp_avg / denom)
 
 
 class AdamW(Adam):
@@ -243,9 +242,9 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-def _lerp_(start, end, weight: float) -> None:
+def _lerp_(start: Tensor, end: Tensor, weight: float) -> None:
     """start += weight * (end - start) in place, in PyTorch's two-sided form (exact at weight 0 and 1)."""
     if weight < 0.5:
-        start += weight * (end - start)
+        start.add_(weight * (end - start))
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        start.copy_(end - (end - start) * (1 - weight))

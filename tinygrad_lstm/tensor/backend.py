@@ -7,6 +7,7 @@ CuPy is imported lazily, the first time a CUDA device is asked for, so the CPU p
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,23 +16,47 @@ from types import ModuleType
 import numpy as np
 
 CUDA_INSTALL_HINT = (
-    "install CuPy for your CUDA version: pip install 'tinygrad-lstm[cuda12]' (CUDA 12) "
-    "or pip install 'tinygrad-lstm[cuda13]' (CUDA 13)"
+    "install CuPy with the CUDA libraries it needs, for the CUDA version `nvidia-smi` shows: "
+    "pip install 'tinygrad-lstm[cuda12]' (CUDA 12.x) or pip install 'tinygrad-lstm[cuda13]' (CUDA 13.x)"
 )
+_EXTRAS = {"cupy-cuda12x": "cuda12", "cupy-cuda13x": "cuda13"}
 
 _cupy: ModuleType | None = None
+_cupy_problem: str | None = None  # why CUDA is unusable, found on first use and kept
 _pending_seed: int | None = None
 
+# What the first use of the GPU runs: each needs a CUDA library that CuPy loads only when first used, so
+# a CuPy installed without them still imports, counts the GPUs and allocates, and then fails at the first
+# real op. (Each result is summed to a host float: that waits for the GPU, so a failed launch shows here.)
+_CUDA_CHECKS = (
+    ("an elementwise op", "NVRTC (CUDA's runtime compiler)", lambda cp: cp.arange(4, dtype=cp.float32) * 2 + 1),
+    ("a matrix product", "cuBLAS", lambda cp: cp.ones((2, 2), dtype=cp.float32) @ cp.ones((2, 2), dtype=cp.float32)),
+    ("a random draw", "cuRAND", lambda cp: cp.random.standard_normal(4, dtype=cp.float32)),
+)
 
-def _import_cupy() -> ModuleType:
-    """Import CuPy once, or say clearly which part is missing (CuPy itself, or a usable GPU) and how to fix it."""
-    global _cupy
-    if _cupy is not None:
-        return _cupy
+
+def _install_hint() -> str:
+    """The extra that reinstalls the CuPy found here with its CUDA libraries, else both choices."""
+    for distribution, extra in _EXTRAS.items():
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            importlib.metadata.version(distribution)
+            return (f"pip install 'tinygrad-lstm[{extra}]' installs {distribution}[ctk], CuPy with the CUDA "
+                    f"libraries it needs (or install the CUDA Toolkit); see `tinygrad-lstm info`")
+    return CUDA_INSTALL_HINT
+
+
+def _load_cupy() -> ModuleType:
+    """Import CuPy and run one op of each kind on the GPU, or say clearly what is missing and how to fix it."""
     try:
         import cupy
-    except ImportError as exc:
+    except ModuleNotFoundError as exc:
+        if exc.name != "cupy":
+            raise RuntimeError(f"device 'cuda': CuPy is installed but does not import ({exc}); "
+                               f"{_install_hint()}") from exc
         raise RuntimeError(f"device 'cuda' needs CuPy, which is not installed; {CUDA_INSTALL_HINT}") from exc
+    except ImportError as exc:
+        raise RuntimeError(f"device 'cuda': CuPy is installed but does not import ({exc}); "
+                           f"{_install_hint()}") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or no GPU
@@ -44,6 +69,30 @@ def _import_cupy() -> ModuleType:
             "device 'cuda': CuPy is installed but sees no GPU; check `nvidia-smi`, make sure CuPy matches "
             f"your CUDA version ({CUDA_INSTALL_HINT}), or use device='cpu'"
         )
+    for what, library, run in _CUDA_CHECKS:
+        try:
+            with cupy.cuda.Device(0):
+                float(run(cupy).sum())
+        except Exception as exc:  # ImportError (libcublas.so.12), RuntimeError (libnvrtc), CUDA errors
+            raise RuntimeError(
+                f"device 'cuda': CuPy sees {count} GPU(s) but {what} failed, so {library} is missing or "
+                f"unusable ({type(exc).__name__}: {exc}); {_install_hint()}"
+            ) from exc
+    return cupy
+
+
+def _import_cupy() -> ModuleType:
+    """CuPy, checked on first use (see `_load_cupy`); an unusable GPU raises the same clear error every time."""
+    global _cupy, _cupy_problem
+    if _cupy is not None:
+        return _cupy
+    if _cupy_problem is not None:
+        raise RuntimeError(_cupy_problem)
+    try:
+        cupy = _load_cupy()
+    except RuntimeError as exc:
+        _cupy_problem = str(exc)
+        raise
     _cupy = cupy
     if _pending_seed is not None:
         cupy.random.seed(_pending_seed)
@@ -118,17 +167,22 @@ def seed_all(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def cuda_is_available() -> bool:
-    """True when CuPy is installed and sees at least one GPU."""
+def cuda_problem() -> str | None:
+    """Why device 'cuda' is unusable here (CuPy, a GPU or a CUDA library missing, and what to install), or None."""
     try:
         _import_cupy()
-    except RuntimeError:
-        return False
-    return True
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy is installed, sees a GPU, and an elementwise op, a matmul and a random draw ran on it."""
+    return cuda_problem() is None
 
 
 def cuda_device_count() -> int:
-    """How many GPUs CuPy sees (0 without CuPy or a GPU)."""
+    """How many GPUs CuPy sees (0 unless CUDA is usable)."""
     return _import_cupy().cuda.runtime.getDeviceCount() if cuda_is_available() else 0
 
 
@@ -154,6 +208,11 @@ class ElementwiseKernel:
     def __post_init__(self):
         if self.name in KERNELS:
             raise ValueError(f"an elementwise kernel named {self.name!r} is already registered")
+        names = [param.split()[-1] for param in f"{self.in_params},{self.out_params}".split(",") if param.strip()]
+        reserved = [name for name in names if name == "i" or name.startswith("_")]
+        if reserved:  # CuPy would refuse or mangle them only when the kernel is first built, on the GPU
+            raise ValueError(f"elementwise kernel {self.name!r}: parameter names {reserved} clash with CuPy's "
+                             "generated code (i is its loop index; _raw_<name> and _ind are its own); rename them")
         KERNELS[self.name] = self
 
     def __call__(self, xp: ModuleType, *arrays, **numpy_options) -> None:

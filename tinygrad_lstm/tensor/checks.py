@@ -9,7 +9,8 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .backend import is_backend_array
+from .backend import array_module, device_of, is_backend_array, to_numpy
+from .errors import AxisError, IndexingError, ShapeError
 from .ops import normalize_axes
 
 
@@ -43,7 +44,7 @@ def resolve_shape(shape: tuple[int, ...], old: tuple[int, ...]) -> tuple[int, ..
     if fits and unknown and known and size % known == 0:
         return shape[: unknown[0]] + (size // known,) + shape[unknown[0] + 1 :]
     if not fits or unknown or known != size:
-        raise ValueError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
+        raise ShapeError(f"cannot reshape a tensor of shape {old} ({size} elements) into {shape}")
     return shape
 
 
@@ -58,7 +59,7 @@ def check_axis(op: str, axis: int, ndim: int) -> int:
     if ndim == 0 and op in _SCALAR_IS_ONE_ELEMENT and axis in (0, -1):
         return 0
     if ndim == 0 or not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
+        raise AxisError(f"{op}: axis {axis} is out of range for a tensor of {ndim} dimension(s)")
     return int(axis) % ndim
 
 
@@ -80,29 +81,31 @@ def broadcast_shape(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
         for n, m in zip_longest(reversed(result), reversed(shape), fillvalue=1):
             if n != m and n != 1 and m != 1:
                 listed = " and ".join(str(s) for s in shapes)
-                raise ValueError(f"{op}: shapes {listed} cannot be broadcast together")
+                raise ShapeError(f"{op}: shapes {listed} cannot be broadcast together")
             merged.append(m if n == 1 else n)
         result = tuple(reversed(merged))
     return result
 
 
 def _out_of_range(index: int, axis: int, shape: tuple[int, ...]):
-    raise IndexError(f"index {index} is out of range for axis {axis} with size {shape[axis]} (shape {shape})")
+    raise IndexingError(f"index {index} is out of range for axis {axis} with size {shape[axis]} (shape {shape})")
 
 
 def check_index(index: tuple, shape: tuple[int, ...]) -> None:
     """Fail with the shape and the offending index instead of a backend error deep inside the op.
 
-    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here.
+    CuPy does not check integer-array indices itself (they wrap around), so their range is checked here:
+    NumPy ones on the host, device ones with one transfer for all of them (not two per array).
     """
     consumed = sum(part.ndim if is_backend_array(part) and part.dtype == bool else 1 for part in index
                    if part is not None and part is not Ellipsis and not isinstance(part, bool | np.bool_))
     ellipses = sum(part is Ellipsis for part in index)
     if ellipses > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexingError("an index can only have a single ellipsis ('...')")
     if consumed > len(shape):
-        raise IndexError(f"too many indices for a tensor of shape {shape}: {consumed} given")
+        raise IndexingError(f"too many indices for a tensor of shape {shape}: {consumed} given")
     axis = 0
+    integer_arrays = []
     for part in index:
         if part is Ellipsis:
             axis += len(shape) - consumed
@@ -111,9 +114,9 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
         elif isinstance(part, slice):
             ends = (part.start, part.stop, part.step)
             if not all(end is None or isinstance(end, int | np.integer) for end in ends):
-                raise IndexError(f"slice {part!r} at axis {axis}: start, stop and step must be integers or None")
+                raise IndexingError(f"slice {part!r} at axis {axis}: start, stop and step must be integers or None")
             if part.step == 0:
-                raise IndexError(f"slice {part!r} at axis {axis}: the step cannot be zero")
+                raise IndexingError(f"slice {part!r} at axis {axis}: the step cannot be zero")
             axis += 1
         elif isinstance(part, int | np.integer):
             if not -shape[axis] <= part < shape[axis]:
@@ -121,13 +124,27 @@ def check_index(index: tuple, shape: tuple[int, ...]) -> None:
             axis += 1
         elif is_backend_array(part) and part.dtype == bool:
             if part.shape != shape[axis : axis + part.ndim]:
-                raise IndexError(f"boolean mask of shape {part.shape} does not match shape {shape} at axis {axis}")
+                raise IndexingError(f"boolean mask of shape {part.shape} does not match shape {shape} at axis {axis}")
             axis += part.ndim
         elif is_backend_array(part):
             if part.size:
-                low, high = int(part.min()), int(part.max())
-                if high >= shape[axis] or low < -shape[axis]:
-                    _out_of_range(high if high >= shape[axis] else low, axis, shape)
+                integer_arrays.append((part, axis))
             axis += 1
         else:
-            raise IndexError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
+            raise IndexingError(f"unsupported index {part!r}: use ints, slices, None, ..., integer or bool arrays")
+    _check_ranges(integer_arrays, shape)
+
+
+def _check_ranges(integer_arrays: list, shape: tuple[int, ...]) -> None:
+    """Each (index array, axis) within the axis's length; the device arrays' extremes come over in one transfer."""
+    on_device = [part for part, _ in integer_arrays if not isinstance(part, np.ndarray)]
+    if on_device:
+        xp = array_module(device_of(on_device[0]))
+        device_bounds = iter(to_numpy(xp.stack([b for p in on_device for b in (p.min(), p.max())])).tolist())
+    for part, axis in integer_arrays:
+        if isinstance(part, np.ndarray):
+            low, high = int(part.min()), int(part.max())
+        else:
+            low, high = next(device_bounds), next(device_bounds)
+        if high >= shape[axis] or low < -shape[axis]:
+            _out_of_range(high if high >= shape[axis] else low, axis, shape)

@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backend import array_module, device_of, use_device
+from .errors import BackwardReturnError, FreedGraphError, InplaceModifiedError
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
 
 class _ThreadState(threading.local):
-    """Grad mode, anomaly detection and the current name scope: per thread, as in PyTorch."""
+    """Grad mode, inference mode, anomaly detection and the current name scope: per thread, as in PyTorch."""
 
     grad_enabled = True
+    inference = False
     detect_anomaly = False
     scope = ""
 
@@ -47,20 +49,72 @@ def is_grad_enabled() -> bool:
 
 
 class _GradMode(contextlib.ContextDecorator):
-    """Sets grad mode inside a `with` block or a decorated function; re-entrant, restores the outer mode."""
+    """Sets grad mode (and inference mode, unless `inference` is None) inside a `with` block or a decorated
+    function; re-entrant, restores the outer modes. The modes it saves are kept per thread, so one object
+    (a decorated function) can be used by several threads at once."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._previous: list[bool] = []
+    def __init__(self, enabled: bool, inference: bool | None = None):
+        self.enabled, self.inference = enabled, inference
+        self._saved = threading.local()
+
+    @property
+    def _previous(self) -> list[tuple[bool, bool]]:
+        """This thread's stack of (grad mode, inference mode) to restore."""
+        stack = getattr(self._saved, "stack", None)
+        if stack is None:
+            stack = self._saved.stack = []
+        return stack
 
     def __enter__(self):
-        self._previous.append(STATE.grad_enabled)
+        self._previous.append((STATE.grad_enabled, STATE.inference))
         STATE.grad_enabled = self.enabled
+        if self.inference is not None:
+            STATE.inference = self.inference
         return self
 
     def __exit__(self, *exc):
-        STATE.grad_enabled = self._previous.pop()
+        STATE.grad_enabled, STATE.inference = self._previous.pop()
         return False
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Grad mode on or off: as a context manager or decorator like `no_grad`, or called on its own to set
+    the mode for the rest of the thread (as in PyTorch, the constructor already sets it)."""
+
+    def __init__(self, mode: bool):
+        super().__init__(bool(mode))
+        self._before_init: bool | None = STATE.grad_enabled
+        STATE.grad_enabled = self.enabled
+
+    def __enter__(self):
+        if self._before_init is not None:  # `with set_grad_enabled(m):` restores the mode from before the call
+            self._previous.append((self._before_init, STATE.inference))
+            self._before_init = None
+            return self
+        return super().__enter__()
+
+    def __call__(self, func: Callable) -> Callable:
+        if self._before_init is not None:  # decorating does not change the mode of the decorating code
+            STATE.grad_enabled, self._before_init = self._before_init, None
+        return super().__call__(func)
+
+
+class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
+    """As `no_grad` (context manager or decorator, `@inference_mode` or `@inference_mode()`), flagged so
+    `is_inference_mode_enabled()` sees it. PyTorch also forbids using tensors made inside in a later
+    backward; here they are ordinary tensors, since the engine has no cheaper path to offer for them."""
+
+    def __new__(cls, mode: bool | Callable = True):
+        if callable(mode):  # bare decorator: @inference_mode
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        super().__init__(not mode, bool(mode))
+
+
+def is_inference_mode_enabled() -> bool:
+    return STATE.inference
 
 
 def no_grad(func: Callable | None = None):
@@ -139,6 +193,20 @@ def check_finite(array, what: str, fn: Function, inputs: Iterable[Tensor] = ()) 
                              "from finite inputs")
 
 
+class VersionCounter:
+    """How many times a storage was changed in place, shared by every tensor that views that storage.
+
+    A node that saved arrays for backward remembers the versions of its inputs (and a counter for each
+    output it saved), so a backward through data changed since raises instead of computing from it.
+    `last_op` names the in-place op that changed it last, for the error message.
+    """
+
+    __slots__ = ("value", "last_op")
+
+    def __init__(self, value: int = 0, last_op: str = ""):
+        self.value, self.last_op = value, last_op
+
+
 class Function:
     """One graph node. Subclasses implement `forward(*arrays, **params)` and `backward(*grad_outputs)`.
 
@@ -148,7 +216,8 @@ class Function:
     received no gradient. `apply` (in tensor.py) creates nodes, so subclasses define no `__init__`.
     """
 
-    __slots__ = ("inputs", "needs_grad", "saved", "freed", "num_outputs", "scope", "device", "xp", "details")
+    __slots__ = ("inputs", "needs_grad", "saved", "freed", "num_outputs", "scope", "device", "xp", "details",
+                 "saved_versions", "saved_outputs")
     inputs: tuple[Tensor, ...]  # the tensors forward was called on (only kept when the node is in a graph)
     needs_grad: tuple[bool, ...]  # per input: does backward have to compute its gradient?
     saved: Any  # what forward kept for backward; None once a backward released it
@@ -158,6 +227,10 @@ class Function:
     device: str  # where the outputs live ("cpu", "cuda:0")
     xp: ModuleType  # the array module of that device: ops compute with xp.*, never with NumPy directly
     details: dict[str, Any]  # what a fused node computed inside, for renderers ({"steps": 3, "gates": (...)})
+    saved_versions: tuple[int, ...] | None  # per input, its version if `saved` holds its data, else -1;
+    # None when the node saved nothing
+    saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`,
+    # added when such an output first gets a counter (before anything can change it)
 
     @property
     def op(self) -> str:
@@ -272,13 +345,56 @@ class _Gradient:
             self.array, self.owned = as_array(self.array + g), True
 
 
+def describe_tensor(t: Tensor) -> str:
+    """How error messages name a tensor: its name (parameters have one), shape and dtype; an unnamed
+    tensor made from a named one by a few ops (weight.T) says so."""
+    name = f"{t.name!r}, " if t.name else ""
+    made, source = [], t
+    while not source.name and source.grad_fn is not None and source.grad_fn.inputs and len(made) < 4:
+        made.append(source.grad_fn.op)
+        source = source.grad_fn.inputs[0]
+    origin = f", made by {' <- '.join(made)} from {source.name!r}" if made and source.name else ""
+    return f"{name}shape {t.shape}, {t.dtype}{origin}"
+
+
+def check_versions(fn: Function) -> None:
+    """Raise if data this node saved for backward was changed in place since (PyTorch's rule and message)."""
+    problem = None
+    for i, (t, saved) in enumerate(zip(fn.inputs, fn.saved_versions, strict=True)):
+        counter = t._version_counter  # None: the storage was replaced (`.data = ...`), the saved one is intact
+        if counter is not None and counter.value != saved and saved >= 0:
+            problem = f"input {i} of op {fn.op!r} (the tensor {describe_tensor(t)})", counter.value, saved, counter
+            break
+    else:
+        for index, counter in fn.saved_outputs:
+            if counter.value:
+                problem = f"output {index} of op {fn.op!r}", counter.value, 0, counter
+                break
+    if problem is not None:
+        what, now, saved, counter = problem
+        by = f", last changed by {counter.last_op}" if counter is not None and counter.last_op else ""
+        raise InplaceModifiedError(
+            f"one of the tensors needed for gradient computation has been modified by an in-place operation: "
+            f"{what} is at version {now}{by}; expected version {saved} instead. Hint: run in-place updates "
+            "(an optimizer step, p -= lr * p.grad) after backward(), or use out-of-place ops (x = x + y)"
+        )
+
+
 def call_backward(fn: Function, grad_outputs: list) -> tuple:
     """One node's backward, on its device; checks it returned one gradient (or None) per input."""
     if fn.freed:
-        raise RuntimeError(
+        raise FreedGraphError(
             f"trying to backward through op {fn.op!r} a second time, but the arrays it saved were freed "
             "by the first backward; pass retain_graph=True to the first backward() call"
         )
+    versions = fn.saved_versions
+    if versions is not None:
+        for t, saved in zip(fn.inputs, versions, strict=True):
+            counter = t._version_counter
+            if counter is not None and counter.value != saved and saved >= 0:
+                check_versions(fn)
+        if fn.saved_outputs:
+            check_versions(fn)
     if fn.device == "cpu":
         grads = fn.backward(*grad_outputs)
     else:
@@ -286,7 +402,7 @@ def call_backward(fn: Function, grad_outputs: list) -> tuple:
             grads = fn.backward(*grad_outputs)
     if type(grads) is not tuple or len(grads) != len(fn.inputs):
         got = f"{len(grads)} values" if isinstance(grads, tuple) else f"a {type(grads).__name__}"
-        raise TypeError(f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
+        raise BackwardReturnError(f"{fn.op}.backward must return a tuple with one gradient (or None) per input, "
                         f"{len(fn.inputs)} here; it returned {got}")
     return grads
 
@@ -298,15 +414,19 @@ def release(fn: Function) -> None:
         fn.freed = True
 
 
-def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
-    """Walk the graph from `root` once, in reverse topological order, accumulating into leaves' `.grad`.
+def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
+                 inputs: list[Tensor] | None = None) -> list | None:
+    """Walk the graph from `roots` once, in reverse topological order, accumulating into leaves' `.grad`.
 
+    With `inputs` (what `autograd.grad` asks for), no `.grad` is touched: the gradient arrays of
+    `inputs` are returned instead (None for an input no path reaches).
     Gradients waiting for a node live in dicts local to this walk, so a walk that raises half way
     (an anomaly, a freed graph) leaves nothing behind that could leak into the next one.
     """
     pending: dict[int, list[_Gradient | None]] = {}  # id(node) -> one summed gradient per output
     leaves: dict[int, tuple[Tensor, _Gradient]] = {}  # id(leaf) -> (leaf, its summed gradient)
     retained: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf that keeps .grad
+    hooked: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf with hooks
     anomaly = STATE.detect_anomaly
 
     def deliver(t: Tensor, g) -> None:
@@ -328,11 +448,21 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             slot.add(g)
         if t.retains_grad:
             retained[(id(fn), t._output_index)] = t
+        if t._hooks is not None:
+            hooked[(id(fn), t._output_index)] = t
 
-    if anomaly and not is_finite(grad):
-        raise FloatingPointError("anomaly: the gradient given to backward() holds NaN or Inf (no op made it)")
-    deliver(root, as_array(grad))
-    order = topological_order([root.grad_fn]) if root.grad_fn is not None else []
+    wanted: dict[tuple[int, int], int] = {}  # (id(node), output index) -> position of a non-leaf in `inputs`
+    found: list = [None] * len(inputs or ())
+    if inputs is not None:
+        retained = {}
+        for position, t in enumerate(inputs):
+            if t.grad_fn is not None:
+                wanted[(id(t.grad_fn), t._output_index)] = position
+    for root, grad in zip(roots, grads, strict=True):
+        if anomaly and not is_finite(grad):
+            raise FloatingPointError("anomaly: the gradient given to backward() holds NaN or Inf (no op made it)")
+        deliver(root, as_array(grad))
+    order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
     for fn in reversed(order):
         slots = pending.pop(id(fn), None)
         if slots is None:
@@ -344,8 +474,16 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
                     raise FloatingPointError(f"anomaly: the gradients reaching output {i} of op {fn.op!r}"
                                              f"{_in_scope(fn)} are finite, but their sum overflowed to Inf")
         for i, g in enumerate(grad_outputs):
+            if g is None:
+                continue
+            if hooked and (id(fn), i) in hooked:
+                g = grad_outputs[i] = hooked[(id(fn), i)]._run_hooks(g)
+            if inputs is not None:
+                if (id(fn), i) in wanted:
+                    found[wanted[(id(fn), i)]] = g
+                continue
             keeper = retained.get((id(fn), i)) if retained else None
-            if keeper is not None and g is not None:
+            if keeper is not None:
                 keeper._accumulate_grad(g)
         grads = call_backward(fn, grad_outputs)
         if not retain_graph:
@@ -357,5 +495,15 @@ def run_backward(root: Tensor, grad, retain_graph: bool) -> None:
             if anomaly:
                 check_finite(g, "backward", fn, fn.inputs)
             deliver(t, g)
+    if inputs is not None:
+        for position, t in enumerate(inputs):
+            if t.grad_fn is None and id(t) in leaves:
+                g = leaves[id(t)][1].array
+                found[position] = g if t._hooks is None else t._run_hooks(g)
+        return found
     for leaf, g in leaves.values():
-        leaf._accumulate_grad(g.array, g.owned)
+        if leaf._hooks is None:
+            leaf._accumulate_grad(g.array, g.owned)
+        else:
+            hooked_grad = leaf._run_hooks(g.array)
+            leaf._accumulate_grad(hooked_grad, g.owned and hooked_grad is g.array)

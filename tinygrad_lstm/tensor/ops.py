@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .backend import move
+from .errors import AxisError, ShapeError
 from .graph import Function
 
 
@@ -43,12 +44,12 @@ def normalize_axes(axis, ndim: int, op: str = "") -> tuple[int, ...]:
         raise TypeError(f"{where}axis must be an integer or a tuple of integers, got {axis!r}")
     for a in axes:
         if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"{where}axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
+            raise AxisError(f"{where}axis {a!r} is out of range for a tensor of {ndim} dimension(s)")
     if ndim == 0:
         return ()  # a 0-d tensor accepts axis 0 or -1, as PyTorch; there is nothing to reduce
     normalized = tuple(sorted(int(a) % ndim for a in axes))
     if len(set(normalized)) != len(normalized):
-        raise ValueError(f"{where}axis {axis!r} names an axis twice")
+        raise AxisError(f"{where}axis {axis!r} names an axis twice")
     return normalized
 
 
@@ -408,7 +409,7 @@ class Max(Function):
     def forward(self, a, axis=None, keepdims=False, minimum=False):
         self.axes = normalize_axes(axis, a.ndim, "min" if minimum else "max")
         if any(a.shape[i] == 0 for i in self.axes):
-            raise ValueError(f"{'min' if minimum else 'max'} over an empty axis of shape {a.shape} has no value")
+            raise ShapeError(f"{'min' if minimum else 'max'} over an empty axis of shape {a.shape} has no value")
         kept = a.min(axis=self.axes, keepdims=True) if minimum else a.max(axis=self.axes, keepdims=True)
         self.saved = (a, kept)
         return kept if keepdims else kept.reshape(_drop_axes(a.shape, self.axes))

@@ -73,7 +73,7 @@ def _safetensors(action: str):
 
 def _as_numpy(name: str, value) -> np.ndarray:
     if isinstance(value, Tensor):
-        return value.numpy()
+        return value.detach().numpy()
     if is_backend_array(value):
         return to_numpy(value)
     try:

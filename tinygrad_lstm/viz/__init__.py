@@ -8,7 +8,7 @@ recurrent cell puts on the state it carries from step to step.
 
 from .draw import draw_graph
 from .explore import FOLD_ABOVE_OPS, ExplorerPage, explore, explorer_page
-from .render import GraphvizNotInstalledError, render
+from .render import GraphvizNotInstalledError, GraphvizPackageMissingError, render
 
-__all__ = ["FOLD_ABOVE_OPS", "ExplorerPage", "GraphvizNotInstalledError", "draw_graph", "explore", "explorer_page",
-           "render"]
+__all__ = ["FOLD_ABOVE_OPS", "ExplorerPage", "GraphvizNotInstalledError", "GraphvizPackageMissingError", "draw_graph",
+           "explore", "explorer_page", "render"]

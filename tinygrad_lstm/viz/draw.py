@@ -5,22 +5,26 @@ highway (the path of a state tagged "highway") one bold straight line in a lane 
 steps. An op and its anonymous outputs share a node: the op's label carries the output's shape, gradient
 norm and values, and the edges leaving the op carry the tensor. Tensors with an identity (inputs,
 parameters, named or tagged tensors, the roots) get nodes of their own. Parameters are leaves, so each
-appears once however many steps use it.
+appears once however many steps use it. An op that records `details` (a fused layer: what it computed
+inside, e.g. its steps and gates) is a box listing them.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import graphviz
 import numpy as np
 
 from ..tensor import GraphView, Tensor, walk_graph
 from .folding import INDEXED_PART, RepeatedScope, find_repeated_scope, hidden_numbers
 from .highway import highway_path
+from .render import graphviz  # the package, imported when a graph is first drawn
 from .style import (
     CLUSTER_FILLS,
+    DETAILS_COLOR,
     EDGE_COLOR,
     FONT,
     GRAD_TEXT_COLOR,
@@ -42,6 +46,10 @@ from .style import (
 )
 
 RANKDIRS = ("LR", "TB", "RL", "BT")
+#: fold="auto" folds a graph of more drawn nodes than this, which Graphviz's dot lays out in about two seconds
+#: (measured on the 2-core development VM: a 12-step LSTM cell, 537 nodes, 1.9 s; 16 steps 7 s; 24 steps 51 s;
+#: a GRU cell lays out faster, 24 steps in 1 s, so the LSTM sets the bound)
+AUTO_FOLD_NODES = 540
 
 
 @dataclass
@@ -55,6 +63,7 @@ class _Node:
     highway: bool = False
     outputs: list[Tensor] = field(default_factory=list)  # an op's outputs (anonymous ones travel on its edges)
     position: int | None = None  # for a folded node: the first repeat it stands in for
+    details: dict = field(default_factory=dict)  # what a fused op computed inside (its steps, its gates...)
 
 
 @dataclass
@@ -71,32 +80,69 @@ class _Picture:
     edges: list[_Edge] = field(default_factory=list)
 
 
-def draw_graph(*roots: Tensor, show_grad: bool = False, show_data: bool = False, rankdir: str = "LR",
-               fold: int | None = None) -> graphviz.Digraph:
+def draw_graph(*roots: Tensor, params: Mapping[str, Tensor] | Iterable[tuple[str, Tensor]] | None = None,
+               show_grad: bool = False, grad_range: tuple[float, float] | None = None, show_data: bool = False,
+               rankdir: str = "LR", fold: int | str | None = "auto") -> graphviz.Digraph:
     """Draw the graph that leads to `roots` as a `graphviz.Digraph` (displays inline in Jupyter).
 
+    params: names for the parameters, e.g. `dict(model.named_parameters())` (as torchviz's make_dot takes
+    them): a parameter is labelled with its module path ("lstm.weight_hh_l0"), else with its `.name`.
     show_grad: each tensor's gradient norm in its label and edges coloured by it on a log scale (run
     `tl.retain_grads(root)` before `root.backward()` so intermediates keep `.grad`).
+    grad_range: (smallest, largest) norm of the colour scale, fixed so that pictures compare by colour;
+    by default the scale spans the norms of this graph.
     show_data: the values of small tensors in their labels.
-    fold=k: keep the first and last k repeated scopes ("step 1", "step 2", ...) and elide the rest.
+    fold: "auto" keeps a big unroll readable (and quick to lay out) by folding it when it has more than
+    AUTO_FOLD_NODES nodes; k keeps the first and last k repeated scopes ("step 1", "step 2", ...) and elides
+    the rest; None draws everything. When folded, `graph.comment` says what was left out.
     """
-    _check_arguments(roots, rankdir, fold)
+    _check_arguments(roots, rankdir, fold, grad_range)
     view = walk_graph(*roots)
-    picture = _build(view, {id(r) for r in roots})
+    picture = _build(view, {id(r) for r in roots}, _parameter_names(params))
     repeated = find_repeated_scope(n.scope for n in picture.nodes.values())
-    if fold is not None and repeated is not None:
-        picture = _fold(picture, repeated, fold)
+    note = ""
+    keep = _fold_width(picture, repeated, fold)
+    if keep is not None and hidden_numbers(repeated, keep):
+        note = (f"folded: the first and last {keep} of {len(repeated.numbers)} {repeated.word}s drawn, "
+                f"{len(hidden_numbers(repeated, keep))} elided ({len(picture.nodes)} nodes unfolded)")
+        picture = _fold(picture, repeated, keep)
     scale, norms = None, {}
     if show_grad:
         norms = _grad_norms(picture)
         if not norms:
             raise ValueError("show_grad=True but no tensor in the graph has a .grad: call "
                              "tl.retain_grads(root) and root.backward() before drawing")
-        scale = GradScale(list(norms.values()))
-    return _emit(picture, repeated, rankdir, scale, norms, show_data)
+        scale = GradScale(list(norms.values()), grad_range)
+    return _emit(picture, repeated, rankdir, scale, norms, show_data, note)
 
 
-def _check_arguments(roots: tuple, rankdir: str, fold: int | None) -> None:
+def _parameter_names(params) -> dict[int, str]:
+    """id(parameter) -> its name, from a mapping or (name, tensor) pairs such as `model.named_parameters()`."""
+    if params is None:
+        return {}
+    pairs = params.items() if isinstance(params, Mapping) else params
+    names = {}
+    for name, tensor in pairs:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"params must map names to Tensors; {name!r} is a {type(tensor).__name__}")
+        names[id(tensor)] = str(name)
+    return names
+
+
+def _fold_width(picture: _Picture, repeated: RepeatedScope | None, fold) -> int | None:
+    """How many repeats to keep at each end: fold=k, or for "auto" as many as fit in AUTO_FOLD_NODES."""
+    if repeated is None or fold is None or fold is False:
+        return None
+    if fold != "auto" and fold is not True:
+        return fold
+    if len(picture.nodes) <= AUTO_FOLD_NODES:
+        return None
+    inside = sum(repeated.number_of(n.scope) is not None for n in picture.nodes.values())
+    per_repeat = inside / len(repeated.numbers)
+    return max(1, int((AUTO_FOLD_NODES - (len(picture.nodes) - inside)) / (2 * per_repeat)))
+
+
+def _check_arguments(roots: tuple, rankdir: str, fold, grad_range) -> None:
     if not roots:
         raise ValueError("draw_graph needs at least one tensor to draw the graph of")
     for root in roots:
@@ -104,15 +150,25 @@ def _check_arguments(roots: tuple, rankdir: str, fold: int | None) -> None:
             raise TypeError(f"draw_graph takes Tensors, got {type(root).__name__}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {RANKDIRS}, got {rankdir!r}")
-    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int) or fold < 1):
-        raise ValueError(f"fold must be None or a positive number of steps to keep at each end, got {fold!r}")
+    if not (fold is None or isinstance(fold, bool) or fold == "auto" or (isinstance(fold, int) and fold >= 1)):
+        raise ValueError(f"fold must be 'auto', None or a positive number of steps to keep at each end, got {fold!r}")
+    if grad_range is not None:
+        low, high = grad_range
+        if not 0 < low < high:
+            raise ValueError(f"grad_range must be (smallest, largest) with 0 < smallest < largest, got {grad_range}")
 
 
 def _scope(path: str) -> tuple[str, ...]:
-    return tuple(path.split("/")) if path else ()
+    """The scope path as parts; a part repeated directly inside itself is one box ("step 1/step 1/forget gate",
+    when a loop opens the step scope that the cell it calls opens too, is "step 1/forget gate")."""
+    parts = []
+    for part in path.split("/") if path else ():
+        if not parts or parts[-1] != part:
+            parts.append(part)
+    return tuple(parts)
 
 
-def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool) -> _Node:
+def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool, parameter_names: dict[int, str]) -> _Node:
     """Leaves stand outside the clusters (a parameter once for all steps), except for anonymous scalar
     constants (the 1 in 1 - z), which belong to the formula that made them."""
     scope = _scope(t.scope)
@@ -122,18 +178,19 @@ def _tensor_node(key: str, t: Tensor, is_root: bool, highway: bool) -> _Node:
         kind = "tensor"
     elif t.requires_grad:
         kind, scope = "parameter", ()
-    elif t.size == 1 and not t.name and not t.tags:
+    elif t.numel() == 1 and not t.name and not t.tags:
         value = t.item()
         return _Node(key, "constant", f"{value:g}" if isinstance(value, float) else str(value), scope,
                      f"constant in {t.scope or 'no scope'}", highway=highway)
     else:
         kind, scope = "input", ()
-    title = t.name or ("" if kind == "tensor" else kind)
+    title = parameter_names.get(id(t)) if kind == "parameter" else None
+    title = title or t.name or ("" if kind == "tensor" else kind)
     tooltip = f"{t.name or kind} {format_shape(t.shape)}" + (f" in {t.scope}" if t.scope else "")
     return _Node(key, kind, title, scope, tooltip, tensor=t, highway=highway)
 
 
-def _build(view: GraphView, root_ids: set[int]) -> _Picture:
+def _build(view: GraphView, root_ids: set[int], parameter_names: dict[int, str]) -> _Picture:
     """Nodes and edges from the graph: merge each op with its one anonymous output, mark the highway."""
     on_highway, highway_edges = highway_path(view)
     producer = {id(b): a for a, b in view.edges if not isinstance(a, Tensor)}
@@ -143,20 +200,26 @@ def _build(view: GraphView, root_ids: set[int]) -> _Picture:
         op = producer.get(id(t))
         if op is not None and op_keys[id(op)] not in picture.nodes:
             symbol = SYMBOLS.get(op.op)
+            details = dict(getattr(op, "details", None) or {})
             picture.nodes[op_keys[id(op)]] = _Node(
-                op_keys[id(op)], op_kind(op.op), f"{op.op} {symbol}" if symbol else op.op, _scope(op.scope),
-                f"{op.op} in {op.scope or 'no scope'}", highway=id(op) in on_highway)
+                op_keys[id(op)], "details" if details else op_kind(op.op), f"{op.op} {symbol}" if symbol else op.op,
+                _scope(op.scope), f"{op.op} in {op.scope or 'no scope'}", highway=id(op) in on_highway,
+                details=details)
         if op is not None:
             picture.nodes[op_keys[id(op)]].outputs.append(t)
         if t.is_leaf or id(t) in root_ids or t.name or t.tags:
             key_of[id(t)] = f"t{i}"
-            picture.nodes[f"t{i}"] = _tensor_node(f"t{i}", t, id(t) in root_ids, id(t) in on_highway)
+            picture.nodes[f"t{i}"] = _tensor_node(f"t{i}", t, id(t) in root_ids, id(t) in on_highway, parameter_names)
         else:
             key_of[id(t)] = op_keys[id(op)]
     for op in view.ops:  # an op with one anonymous output shows that tensor's gradient and values
         node = picture.nodes[op_keys[id(op)]]
         if len(node.outputs) == 1 and key_of[id(node.outputs[0])] == node.key:
             node.tensor = node.outputs[0]
+    unnamed_inputs = [n for n in picture.nodes.values() if n.kind == "input" and not n.tensor.name]
+    if len(unnamed_inputs) > 1:  # told apart by position, in the order the graph uses them
+        for k, node in enumerate(unnamed_inputs, 1):
+            node.title = f"input {k}"
     for a, b in view.edges:
         if isinstance(a, Tensor):
             picture.edges.append(_Edge(key_of[id(a)], op_keys[id(b)], a, (id(a), id(b)) in highway_edges))
@@ -252,14 +315,15 @@ def _grad_norms(picture: _Picture) -> dict[int, float]:
 
 def _label(node: _Node, norms: dict[int, float], show_grad: bool, show_data: bool) -> str:
     """Title, shape, and on request the gradient norm and the values of the tensor the node shows."""
-    t, lines = node.tensor, []
+    t = node.tensor
+    lines = [(textwrap.fill(f"{key}: {_detail(value)}", 44), DETAILS_COLOR) for key, value in node.details.items()]
     if t is not None:
         lines.append((format_shape(t.shape), SHAPE_COLOR))
         if show_grad:
             norm = norms.get(id(t))
             lines.append(("no grad" if norm is None else f"grad {norm:.2e}", GRAD_TEXT_COLOR))
-        if show_data and t.size <= MAX_SHOWN_VALUES:
-            lines.append((format_values(t.numpy()), VALUES_COLOR))
+        if show_data and t.numel() <= MAX_SHOWN_VALUES:
+            lines.append((format_values(t.detach().numpy()), VALUES_COLOR))
     elif node.outputs:  # an op whose outputs have nodes of their own, or a split into pieces
         shapes = [format_shape(piece.shape) for piece in node.outputs]
         summary = f"{len(shapes)} × {shapes[0]}" if len(shapes) > 1 and len(set(shapes)) == 1 else ", ".join(shapes)
@@ -267,6 +331,27 @@ def _label(node: _Node, norms: dict[int, float], show_grad: bool, show_data: boo
     if not node.title and lines:  # an anonymous tensor: its shape is its title
         return html_label(lines[0][0], lines[1:], bold=False)
     return html_label(node.title, lines, bold=node.kind != "constant")
+
+
+def _detail(value) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _flow_order(picture: _Picture) -> dict[str, int]:
+    """Each node's longest distance (in edges) to the outputs: the larger, the earlier its result is made.
+
+    Sibling clusters are emitted in this order (ties: in order of appearance), the same in every step: an
+    LSTM step's gates that feed the cell state (forget, input, candidate) come before the cell state, and
+    the cell state before the output gate that reads it, as the article has them. Graphviz's dot starts
+    from that order but may swap clusters to shorten edges.
+    """
+    heads = defaultdict(list)
+    for e in picture.edges:
+        heads[e.tail].append(e.head)
+    distance: dict[str, int] = {}
+    for key in reversed(picture.nodes):  # users before their inputs: nodes are in topological order
+        distance[key] = max((distance.get(h, 0) + 1 for h in heads[key]), default=0)
+    return distance
 
 
 def _highway_groups(picture: _Picture) -> dict[str, str]:
@@ -298,10 +383,11 @@ def _placement(node: _Node, repeated: RepeatedScope | None) -> tuple[str, ...]:
 
 
 def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale: GradScale | None,
-          norms: dict[int, float], show_data: bool) -> graphviz.Digraph:
+          norms: dict[int, float], show_data: bool, note: str) -> graphviz.Digraph:
     folded = any(n.kind == "elided" for n in picture.nodes.values())
     graph = graphviz.Digraph(
         "computation_graph",
+        comment=note or None,
         # concentrate bundles the edges a parameter sends to every step into one trunk, but it would also
         # merge the highway into the other edges that fan in to a folded node, so not when folded; a short
         # crossing minimisation (mclimit) keeps more of the emitted order, the order of the steps in time
@@ -318,6 +404,13 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
         for depth in range(1, len(scope) + 1):
             if scope[:depth] not in children[scope[: depth - 1]]:
                 children[scope[: depth - 1]].append(scope[:depth])
+    distance, reach = _flow_order(picture), {}
+    for node in picture.nodes.values():  # a cluster's result is ready when its last node's is
+        scope = _placement(node, repeated)
+        for depth in range(1, len(scope) + 1):
+            reach[scope[:depth]] = min(reach.get(scope[:depth], distance[node.key]), distance[node.key])
+    for kids in children.values():
+        kids.sort(key=lambda child: -reach[child])  # stable: ties stay in order of appearance
     fills: dict[str, str] = {}  # one colour per scope name, so "forget gate" looks the same in every step
 
     def add_nodes(container: graphviz.Digraph, path: tuple[str, ...]) -> None:
@@ -347,6 +440,7 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
     for tail, head in _step_order(picture, repeated):
         graph.edge(tail, head, style="invis", weight="0")
     return graph
+
 
 
 def _edge_attributes(e: _Edge, picture: _Picture, scale: GradScale | None, norms: dict[int, float]) -> dict:

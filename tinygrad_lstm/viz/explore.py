@@ -23,12 +23,12 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import graphviz
 import numpy as np
 
 from ..tensor import GraphView, Tensor, walk_graph
 from .draw import draw_graph
 from .folding import RepeatedScope, find_repeated_scope, hidden_numbers
+from .render import graphviz  # the package, imported when a graph is first drawn
 from .style import GradScale
 
 #: above this many ops a picture is folded by default, and the whole graph is not laid out at all. Measured
@@ -174,7 +174,7 @@ def _stats(array: np.ndarray) -> dict:
 
 
 def _tensor_summary(t: Tensor, arrival: int | None) -> dict:
-    values = t.numpy()
+    values = t.detach().numpy()
     summary = {"name": t.name or "", "shape": list(t.shape), "size": int(values.size), "value": _stats(values),
                "grad": None if t.grad is None else _stats(t.grad.numpy()), "arrival": arrival,
                "requiresGrad": t.requires_grad}

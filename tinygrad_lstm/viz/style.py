@@ -16,6 +16,7 @@ NO_GRAD_COLOR = "#c8c8c8"
 SHAPE_COLOR = "#555555"
 GRAD_TEXT_COLOR = "#a50f15"
 VALUES_COLOR = "#1b5e20"
+DETAILS_COLOR = "#4e342e"
 
 #: ops the article draws as pink circles (pointwise) and as yellow boxes (neural-network layers)
 POINTWISE_OPS = {"Add", "Sub", "Mul", "Div", "Neg", "Pow", "Maximum", "Minimum", "Where"}
@@ -31,11 +32,13 @@ KIND_STYLES = {
     "pointwise": {"shape": "circle", "style": "filled", "fillcolor": "#f8c8d8", "margin": "0.02"},
     "layer": {"shape": "box", "style": "filled", "fillcolor": "#fde9a9"},
     "op": {"shape": "box", "style": "filled", "fillcolor": "#eeeeee", "fontsize": "9"},
+    "details": {"shape": "box", "style": "filled,bold", "fillcolor": "#fde9a9", "margin": "0.12,0.08"},
     "elided": {"shape": "box", "style": "dashed,rounded", "fillcolor": "#ffffff"},
 }
 LEGEND_NAMES = {
     "input": "input", "parameter": "parameter (shown once)", "tensor": "tensor", "output": "output",
     "pointwise": "pointwise op", "layer": "layer op", "op": "other op", "elided": "folded steps",
+    "details": "fused op (what it computed, inside)",
 }
 #: cluster fills, handed out in order of first appearance of a scope name (so "forget gate" keeps one colour)
 CLUSTER_FILLS = ["#fff3e0", "#e3f2fd", "#e8f5e9", "#fce4ec", "#f3e5f5", "#e0f7fa", "#fffde7", "#efebe9"]
@@ -78,10 +81,11 @@ def _mix(a: str, b: str, w: float) -> str:
 
 
 class GradScale:
-    """Maps a gradient norm to a colour and a pen width on a log scale spanning the graph's norms."""
+    """Maps a gradient norm to a colour and a pen width on a log scale spanning the graph's norms, or the
+    fixed (smallest, largest) `span` given, so that pictures drawn with one span compare by colour."""
 
-    def __init__(self, norms: list[float]):
-        positive = [n for n in norms if n > 0 and math.isfinite(n)]
+    def __init__(self, norms: list[float], span: tuple[float, float] | None = None):
+        positive = [n for n in norms if n > 0 and math.isfinite(n)] if span is None else list(span)
         self.low = math.floor(math.log10(min(positive))) if positive else -1
         self.high = max(math.ceil(math.log10(max(positive))) if positive else 0, self.low + 1)
 
