@@ -51,11 +51,11 @@ def test_fused_rnn_gradcheck(device, nonlinearity, steps):
 def test_overwrite_xw_only_when_asked(device, op, gates):
     rng = np.random.default_rng(2)
     xw, h0, w_hh = (_tensor(rng, s, device) for s in ((3, 2, gates * 2), (2, 2), (gates * 2, 2)))
-    before = xw.numpy().copy()
+    before = xw.detach().numpy().copy()
     kept = op(xw, h0, w_hh)
-    np.testing.assert_array_equal(xw.numpy(), before)
+    np.testing.assert_array_equal(xw.detach().numpy(), before)
     reused = op(tl.Tensor(before, device=device, requires_grad=True), h0, w_hh, overwrite_xw=True)
-    np.testing.assert_array_equal(kept.numpy(), reused.numpy())
+    np.testing.assert_array_equal(kept.detach().numpy(), reused.detach().numpy())
 
 
 @pytest.mark.parametrize("call, message", [
@@ -124,7 +124,7 @@ def test_fused_and_composed_layers_equal_torch(device, torch, kind, bias, num_la
         got = [out, h_n, x.grad] + ([h0.grad] if give_state else []) + [p.grad for p in model.parameters()]
         assert len(got) == len(expected)
         for ours, reference in zip(got, expected, strict=True):
-            np.testing.assert_allclose(ours.numpy(), reference.detach().numpy(), rtol=0, atol=TOL)
+            np.testing.assert_allclose(ours.detach().numpy(), reference.detach().numpy(), rtol=0, atol=TOL)
 
 
 @settings(max_examples=20, deadline=None)
@@ -136,7 +136,7 @@ def test_fused_equals_composed_for_random_shapes(kind, steps, batch, hidden, bia
     options = {} if kind == "gru" else {"nonlinearity": kind.split("_")[1]}
     fused = make(3, hidden, bias=bias, dtype=np.float64, **options)
     composed = make(3, hidden, bias=bias, fused=False, dtype=np.float64, **options)
-    composed.load_state_dict({name: p.numpy() for name, p in fused.state_dict().items()})
+    composed.load_state_dict({name: p.detach().numpy() for name, p in fused.state_dict().items()})
     x_data, upstream = rng.standard_normal((steps, batch, 3)), rng.standard_normal((steps, batch, hidden))
     results = []
     for model in (fused, composed):
@@ -145,7 +145,7 @@ def test_fused_equals_composed_for_random_shapes(kind, steps, batch, hidden, bia
         (output * tl.Tensor(upstream)).sum().backward()
         results.append([output, x.grad] + [p.grad for p in model.parameters()])
     for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("make, op", [(lambda: nn.GRU(3, 4, num_layers=2), "FusedGRULayer"),
@@ -279,14 +279,15 @@ def test_benchmark_ceilings_compute_the_same_gradients(kind):
     x = tl.Tensor(rng.standard_normal((6, 2, 3)), requires_grad=True)
     output, _ = layer(x)
     output.sum().backward()
-    ceiling_output, grads = CEILINGS[kind](np, *(p.numpy() for p in layer.parameters())).train_step(x.numpy())
-    np.testing.assert_allclose(ceiling_output, output.numpy(), atol=1e-13)
+    weights = (p.detach().numpy() for p in layer.parameters())
+    ceiling_output, grads = CEILINGS[kind](np, *weights).train_step(x.detach().numpy())
+    np.testing.assert_allclose(ceiling_output, output.detach().numpy(), atol=1e-13)
     expected = {"x": x.grad, "weight_ih": layer.weight_ih_l0.grad, "weight_hh": layer.weight_hh_l0.grad}
     expected |= ({"bias_ih": layer.bias_ih_l0.grad, "bias_hh": layer.bias_hh_l0.grad} if kind == "gru"
                  else {"bias": layer.bias_ih_l0.grad})
     assert grads.keys() == expected.keys()
     for name, grad in expected.items():
-        np.testing.assert_allclose(grads[name], grad.numpy(), atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(grads[name], grad.detach().numpy(), atol=1e-12, err_msg=name)
 
 
 def test_benchmark_memory_runs_each_implementation_in_its_own_process(capsys):
@@ -311,11 +312,11 @@ def test_iterating_unbinds_in_one_node(device, torch):
     assert len({id(t.grad_fn) for t in steps}) == 1 and steps[0].grad_fn.op == "Unbind"
     (steps[1] * tl.Tensor(upstream, device=device)).sum().backward()
     (list(tx)[1] * torch.tensor(upstream)).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), tx.grad.detach().numpy())
     for axis in (0, 1, 2, -1):
         assert tl.gradcheck(lambda a, axis=axis: tl.stack(a.unbind(axis)[::2], axis=0).tanh(), [x])
         for ours, theirs in zip(x.unbind(axis), tx.unbind(axis), strict=True):
-            np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+            np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
     assert list(tl.zeros(0, 2)) == [] and tl.zeros(0, 2).unbind(1) != ()
 
 
