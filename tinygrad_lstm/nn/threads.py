@@ -22,11 +22,11 @@ PARALLEL_WORK = 1 << 29
 
 
 @functools.lru_cache(maxsize=1)
-def _blas():
+def _blas_libraries() -> tuple:
     """NumPy's BLAS libraries as threadpoolctl sees them (found once: the scan takes milliseconds)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController().select(user_api="blas")
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,18 +39,24 @@ def _busy() -> bool:
     return os.getloadavg()[0] - 1 >= _cores() - 1
 
 
+@contextlib.contextmanager
 def blas_threads(xp, work: int):
     """Context for BLAS calls of about `work` multiply-adds each: one thread unless they are large and cores are free.
 
-    Nothing to do on CuPy, or where BLAS already runs on one thread. Entering costs ~15 us (measured),
-    once per op's forward or backward.
+    Nothing to do on CuPy, or where BLAS already runs on one thread. Costs ~3 us (threadpoolctl's own
+    `limit` costs ~15 us, measured), once per op's forward or backward.
     """
-    if xp.__name__ != "numpy" or (work >= PARALLEL_WORK and not _busy()):
-        return contextlib.nullcontext()
-    blas = _blas()
-    if all(lib.num_threads == 1 for lib in blas.lib_controllers):
-        return contextlib.nullcontext()
-    return blas.limit(limits=1)
+    libs = () if xp.__name__ != "numpy" or (work >= PARALLEL_WORK and not _busy()) else _blas_libraries()
+    previous = [lib.get_num_threads() for lib in libs]
+    for lib, threads in zip(libs, previous, strict=True):
+        if threads > 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, threads in zip(libs, previous, strict=True):
+            if threads > 1:
+                lib.set_num_threads(threads)
 
 
 def step_work(state, w_hh) -> int:
