@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, explore, gates, graph, info, memory, sample, train
+from . import bench, explore, gates, graph, info, memory, sample, train, variants
 
-SUBCOMMANDS = (train, sample, memory, gates, graph, explore, bench, info)
+SUBCOMMANDS = (train, sample, memory, gates, graph, explore, bench, info, variants)
 
 
 def build_parser() -> argparse.ArgumentParser:

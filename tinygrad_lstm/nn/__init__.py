@@ -30,6 +30,7 @@ from .layers import (
 )
 from .module import Module, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .variants import LSTMVariant, LSTMVariantCell
 
 __all__ = [
     "ELU", "GELU", "GRU", "LSTM", "RNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "F",
@@ -37,4 +38,5 @@ __all__ = [
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "RNNCell", "ReLU", "Sequential", "SiLU", "Sigmoid",
     "Softmax", "Softplus", "Tanh", "functional", "fused_gru", "fused_lstm", "fused_lstm_cell", "fused_rnn", "init",
     "lr_scheduler", "optim", "utils",
+    "LSTMVariant", "LSTMVariantCell",
 ]

@@ -54,7 +54,7 @@ def _one_tanh_constants(batch: int, hidden: int, dtype: np.dtype) -> tuple[np.nd
     return scale, shift, sigmoid_columns, tanh_columns
 
 
-def _sigmoid_(xp, z) -> None:
+def sigmoid_(xp, z) -> None:
     """z = sigmoid(z) in place, through tanh (no overflow warnings for large |z|)."""
     z *= 0.5
     xp.tanh(z, out=z)
@@ -76,10 +76,10 @@ def lstm_step_forward(xp, c_prev, i, f, g, o, c, h, all_gates=None) -> None:
         all_gates *= scale
         all_gates += shift
     else:
-        _sigmoid_(xp, i)  # input gate: how much of the candidate to write
-        _sigmoid_(xp, f)  # forget gate: how much of the old cell state to keep
+        sigmoid_(xp, i)  # input gate: how much of the candidate to write
+        sigmoid_(xp, f)  # forget gate: how much of the old cell state to keep
         xp.tanh(g, out=g)  # candidate: what could be written
-        _sigmoid_(xp, o)  # output gate: what of the squashed cell state to show
+        sigmoid_(xp, o)  # output gate: what of the squashed cell state to show
     xp.multiply(f, c_prev, out=c)  # c = f * c_prev + i * g
     xp.multiply(i, g, out=h)  # (h is scratch here)
     c += h
@@ -191,12 +191,12 @@ def gru_step_forward(xp, h_prev, hr, hz, hn, r, z, n, h, hn_kept, rz=None, hrz=N
     """
     if rz is not None:
         rz += hrz
-        _sigmoid_(xp, rz)
+        sigmoid_(xp, rz)
     else:
         r += hr
-        _sigmoid_(xp, r)  # reset gate: how much of the old state the candidate sees
+        sigmoid_(xp, r)  # reset gate: how much of the old state the candidate sees
         z += hz
-        _sigmoid_(xp, z)  # update gate: how much of the old state to keep
+        sigmoid_(xp, z)  # update gate: how much of the old state to keep
     hn_kept[...] = hn
     xp.multiply(r, hn, out=h)  # (h is scratch here)
     n += h

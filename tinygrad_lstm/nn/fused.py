@@ -138,7 +138,7 @@ class FusedLSTMLayer(Function):
                 if t or needs[1]:
                     xp.dot(dgates[t], w_hh, out=dh)
             rows = dgates.reshape(-1, gates.shape[2])
-            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], -1)) if needs[3] else None
+            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hs.shape[-1])) if needs[3] else None
         return dgates if needs[0] else None, dh if needs[1] else None, dc if needs[2] else None, d_w_hh
 
 

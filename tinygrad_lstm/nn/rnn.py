@@ -13,10 +13,14 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import warnings
 
-from ..tensor import Function, Tensor, apply, linear, name_scope, rand, stack, zeros
+from ..tensor import Function, Tensor, apply, cat, linear, name_scope, rand, stack, zeros
+from .functional import dropout
 from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence, packed_batch_sizes, reversed_in_time
+from .variant_math import fused_variant_cell
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
 
@@ -315,103 +319,187 @@ def _check_sizes(who: str, input_size: int, hidden_size: int, num_layers: int, b
 
 
 class _Recurrent(Module):
-    """A stack of recurrent layers over a sequence, with PyTorch's parameter names and shapes.
+    """A stack of recurrent layers over a sequence, with PyTorch's parameter names, shapes and options.
 
     Subclasses say how many row blocks the weights stack (`gates`), how many state tensors a layer
-    carries (`state_names`) and what one step does (`_step`).
+    carries (`state_names`) and what one step does (`_step`). Every layer runs one direction at a time
+    over time-major rows with `_layer`; the reverse direction is the same run over the rows of each
+    sequence reversed within its length, and a PackedSequence's shorter sequences simply leave the
+    batch at their last step (the rows of the longest come first), so h_n is each one's true last state.
     """
 
     gates = 1
     state_names: tuple[str, ...] = ("h",)
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, dtype=None, device: str | None = None):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 proj_size: int = 0, dtype=None, device: str | None = None):
         super().__init__()
-        _check_sizes(type(self).__name__, input_size, hidden_size, num_layers, bias)
+        who = type(self).__name__
+        _check_sizes(who, input_size, hidden_size, num_layers, bias)
+        _check_options(who, dropout, bidirectional, proj_size, hidden_size, num_layers)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
         bound = 1 / math.sqrt(hidden_size)
-        rows = self.gates * hidden_size
         for k in range(num_layers):
-            columns = input_size if k == 0 else hidden_size
-            setattr(self, f"weight_ih_l{k}", _uniform((rows, columns), bound, dtype, device))
-            setattr(self, f"weight_hh_l{k}", _uniform((rows, hidden_size), bound, dtype, device))
-            self.register_parameter(f"bias_ih_l{k}", _uniform((rows,), bound, dtype, device) if bias else None)
-            self.register_parameter(f"bias_hh_l{k}", _uniform((rows,), bound, dtype, device) if bias else None)
+            columns = input_size if k == 0 else self._output_size * len(self._directions)
+            for suffix in self._directions:
+                self._make_parameters(f"_l{k}{suffix}", columns, bound, dtype, device)
 
-    def _weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        return tuple(getattr(self, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    @property
+    def _directions(self) -> tuple[str, ...]:
+        """The parameter-name suffix of each direction, as PyTorch: "" and "_reverse"."""
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    @property
+    def _output_size(self) -> int:
+        """The size of h (and of each direction's output): proj_size when projecting, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    def _make_parameters(self, name: str, columns: int, bound: float, dtype, device) -> None:
+        """One direction of one layer (name "_l0", "_l1_reverse", ...), in PyTorch's state_dict order."""
+        rows = self.gates * self.hidden_size
+        setattr(self, f"weight_ih{name}", _uniform((rows, columns), bound, dtype, device))
+        setattr(self, f"weight_hh{name}", _uniform((rows, self._output_size), bound, dtype, device))
+        self.register_parameter(f"bias_ih{name}", _uniform((rows,), bound, dtype, device) if self.bias else None)
+        self.register_parameter(f"bias_hh{name}", _uniform((rows,), bound, dtype, device) if self.bias else None)
+
+    _extra_weights: tuple[str, ...] = ()
+
+    def _weights(self, name: str) -> tuple:
+        """w_ih, w_hh, b_ih, b_hh (and the subclass's `_extra_weights`) of one layer's direction."""
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self._extra_weights)
+        return tuple(getattr(self, f"{n}{name}") for n in names)
 
     def _step(self, x: Tensor, state: tuple[Tensor, ...], weights: tuple) -> tuple[Tensor, ...]:
         raise NotImplementedError
 
-    def forward(self, x: Tensor, hx=None):
-        """x: (seq_len, batch, input_size) ((batch, seq_len, input_size) if batch_first), or (seq_len, input_size).
+    def forward(self, x, hx=None):
+        """x: (seq_len, batch, input_size) ((batch, seq_len, input_size) if batch_first), (seq_len, input_size),
+        or a PackedSequence (see `nn.utils.rnn.pack_padded_sequence`).
 
-        Returns (output, h_n): output (seq_len, batch, hidden_size) (batch first if batch_first),
-        h_n (num_layers, batch, hidden_size); unbatched inputs give unbatched results.
+        Returns (output, h_n): output (seq_len, batch, D * H_out) (batch first if batch_first), or a
+        PackedSequence for a packed input; h_n (D * num_layers, batch, H_out); D = 2 if bidirectional,
+        H_out = proj_size or hidden_size. Unbatched inputs give unbatched results.
         """
-        who = type(self).__name__
-        _check_tensor(who, "input", x, self.weight_ih_l0)
-        layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
-        _check_features(who, x, self.input_size, (2, 3), layout)
-        batched = x.ndim == 3
-        if not batched:
-            steps, batch, rows = x.shape[0], 1, x
-        elif self.batch_first:
-            batch, steps = x.shape[:2]
-            rows = x.permute(1, 0, 2).reshape(-1, x.shape[2])
-        else:
-            steps, batch = x.shape[:2]
-            rows = x.reshape(-1, x.shape[2])
-        # rows is time-major, (seq_len * batch, features): step t is rows [t * batch, (t + 1) * batch)
-        if steps == 0:
-            raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
-        states = self._initial_states(hx, batch, batched, x)
+        packed = isinstance(x, PackedSequence)
+        rows, batch_sizes, batched = self._time_major_rows(x)
+        steps, batch = len(batch_sizes), batch_sizes[0]
+        states = self._initial_states(hx, batch, batched, rows, x.sorted_indices if packed else None)
         finals = []
         for k in range(self.num_layers):
             with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
-                hs, final = self._layer(k, rows, states[k], batch)
-            finals.append(final)
-            rows = hs.reshape(steps * batch, self.hidden_size)  # the next layer's input: time-major rows again
-        if not batched:
+                outputs = []
+                for d, suffix in enumerate(self._directions):
+                    with name_scope("reverse") if d else contextlib.nullcontext():
+                        hs, final = self._direction(self._weights(f"_l{k}{suffix}"), rows,
+                                                    states[k * len(self._directions) + d], batch_sizes, d == 1)
+                    outputs.append(hs)
+                    finals.append(final)
+                rows = outputs[0] if len(outputs) == 1 else cat(outputs, axis=1)
+                if self.dropout and self.training and k < self.num_layers - 1:
+                    with name_scope("dropout"):
+                        rows = dropout(rows, self.dropout)
+        if packed:
+            output = PackedSequence(rows, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+        elif not batched:
             output = rows
         else:
-            output = hs.permute(1, 0, 2) if self.batch_first else hs
+            output = rows.reshape(steps, batch, rows.shape[1])
+            output = output.permute(1, 0, 2) if self.batch_first else output
         last = []
         for j in range(len(self.state_names)):
             s = stack([final[j] for final in finals])
-            last.append(s if batched else s.reshape(self.num_layers, self.hidden_size))
+            if packed and x.unsorted_indices is not None:
+                s = s[:, x.unsorted_indices]
+            last.append(s if batched else s.reshape(s.shape[0], s.shape[2]))
         return output, self._pack(last)
+
+    def _time_major_rows(self, x) -> tuple[Tensor, list[int], bool]:
+        """Check the input; return its rows time-major (step t is the next batch_sizes[t] rows), the batch
+        sizes, and whether it had a batch axis."""
+        who = type(self).__name__
+        if isinstance(x, PackedSequence):
+            _check_tensor(who, "PackedSequence data", x.data, self.weight_ih_l0)
+            if x.data.ndim != 2 or x.data.shape[1] != self.input_size:
+                raise ValueError(f"{who}: a PackedSequence's data must be (sum(lengths), input_size "
+                                 f"{self.input_size}), got shape {x.data.shape}")
+            return x.data, packed_batch_sizes(x), True
+        _check_tensor(who, "input", x, self.weight_ih_l0)
+        layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
+        _check_features(who, x, self.input_size, (2, 3), layout)
+        if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
+            raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
+        if x.ndim == 2:
+            return x, [1] * x.shape[0], False
+        if self.batch_first:
+            batch, steps = x.shape[:2]
+            return x.permute(1, 0, 2).reshape(steps * batch, x.shape[2]), [batch] * steps, True
+        steps, batch = x.shape[:2]
+        return x.reshape(steps * batch, x.shape[2]), [batch] * steps, True
 
     def _pack(self, last: list[Tensor]):
         return last[0]
 
-    def _layer(self, k: int, rows: Tensor, state: tuple[Tensor, ...], batch: int) -> tuple[Tensor, tuple]:
-        """Run layer k over all steps; returns the outputs h_t stacked (steps, batch, hidden) and the final state."""
-        weights = self._weights(k)
-        hs = []
-        for t, x in enumerate(rows.split(batch)):
+    def _direction(self, weights: tuple, rows: Tensor, state: tuple[Tensor, ...], batch_sizes: list[int],
+                   reverse: bool) -> tuple[Tensor, tuple]:
+        """One direction of one layer: `_layer`, over the rows reversed in time for the reverse direction."""
+        if not reverse:
+            return self._layer(weights, rows, state, batch_sizes)
+        if len(set(batch_sizes)) == 1:  # equal lengths: flip the time axis (a view)
+            steps, batch = len(batch_sizes), batch_sizes[0]
+            flip = (slice(None, None, -1),)
+            hs, final = self._layer(weights, rows.reshape(steps, batch, rows.shape[1])[flip].reshape(rows.shape), state,
+                                    batch_sizes)
+            return hs.reshape(steps, batch, hs.shape[1])[flip].reshape(hs.shape), final
+        order = reversed_in_time(batch_sizes)  # its own inverse
+        hs, final = self._layer(weights, rows[order], state, batch_sizes)
+        return hs[order], final
+
+    def _layer(self, weights: tuple, rows: Tensor, state: tuple[Tensor, ...],
+               batch_sizes: list[int]) -> tuple[Tensor, tuple]:
+        """Run one direction of a layer forward over time-major rows, batch_sizes[t] of them at step t.
+
+        Returns the outputs h_t as rows (sum(batch_sizes), H_out) and the final state, batch in order.
+        A sequence that ends (the batch shrinks) sets its state aside as its final one.
+        """
+        outputs, ended = [], []
+        for t, x in enumerate(rows.split(batch_sizes)):
+            running = batch_sizes[t]
+            if running < state[0].shape[0]:
+                pieces = [s.split([running, s.shape[0] - running]) for s in state]
+                state, done = tuple(p[0] for p in pieces), tuple(p[1] for p in pieces)
+                ended.insert(0, done)  # the latest to end sit right after the ones still running
             with name_scope(f"step {t + 1}"):
                 state = self._step(x, state, weights)
-            hs.append(state[0])
-        return stack(hs), state
+            outputs.append(state[0])
+        if ended:
+            state = tuple(cat([s, *(done[j] for done in ended)]) for j, s in enumerate(state))
+        return (cat(outputs) if len(outputs) > 1 else outputs[0]), state
 
-    def _initial_states(self, hx, batch: int, batched: bool, x: Tensor) -> list[tuple[Tensor, ...]]:
-        """Per layer, a tuple of (batch, hidden) states: slices of hx, or zeros named h0 (and c0)."""
-        who, layers, hidden = type(self).__name__, self.num_layers, self.hidden_size
+    def _initial_states(self, hx, batch: int, batched: bool, x: Tensor, order: Tensor | None = None
+                        ) -> list[tuple[Tensor, ...]]:
+        """Per layer and direction, a tuple of (batch, size) states: slices of hx, or zeros named h0 (and c0).
+
+        `order` (a PackedSequence's sorted_indices) puts the given states' batch in the packed order.
+        """
+        who, layers = type(self).__name__, self.num_layers * len(self._directions)
         given = self._unpack(hx)
         per_state = []
         for name, state in zip(self.state_names, given, strict=True):
+            size = self._output_size if name == "h" else self.hidden_size
             if state is None:
-                per_state.append([_named_zeros(name + "0", (batch, hidden), x) for _ in range(layers)])
+                per_state.append([_named_zeros(name + "0", (batch, size), x) for _ in range(layers)])
                 continue
             _check_tensor(who, f"initial state {name}0", state, self.weight_hh_l0)
-            expected = (layers, batch, hidden) if batched else (layers, hidden)
-            meaning = (f"(num_layers {layers}, batch {batch}, hidden_size {hidden})" if batched
-                       else f"(num_layers {layers}, hidden_size {hidden}) for an unbatched input")
+            expected = (layers, batch, size) if batched else (layers, size)
+            directions = "2 * " if self.bidirectional else ""
+            meaning = (f"({directions}num_layers {layers}, batch {batch}, {name} size {size})" if batched
+                       else f"({directions}num_layers {layers}, {name} size {size}) for an unbatched input")
             _check_shape(who, f"initial state {name}0", state, expected, meaning)
-            state = state if batched else state.reshape(layers, 1, hidden)
+            state = state if batched else state.reshape(layers, 1, size)
+            state = state if order is None else state[:, order]
             per_state.append([state[k] for k in range(layers)])
         return list(zip(*per_state, strict=True))
 
@@ -426,7 +514,29 @@ class _Recurrent(Module):
             parts.append("bias=False")
         if self.batch_first:
             parts.append("batch_first=True")
+        if self.dropout:
+            parts.append(f"dropout={self.dropout}")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        if self.proj_size:
+            parts.append(f"proj_size={self.proj_size}")
         return ", ".join(parts)
+
+
+def _check_options(who: str, dropout, bidirectional, proj_size, hidden_size: int, num_layers: int) -> None:
+    """The sequence layers' options, checked as PyTorch checks them (with the offending value named)."""
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
+        raise ValueError(f"{who}: dropout must be a number in [0, 1], the probability of zeroing an element "
+                         f"between layers, got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(f"{who}: dropout={dropout} acts between layers only, so with num_layers=1 it does nothing",
+                      UserWarning, stacklevel=4)
+    if not isinstance(bidirectional, bool):
+        raise TypeError(f"{who}: bidirectional must be True or False, got {bidirectional!r}")
+    if not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0:
+        raise ValueError(f"{who}: proj_size must be a positive integer, or 0 for no projection, got {proj_size!r}")
+    if proj_size >= hidden_size:
+        raise ValueError(f"{who}: proj_size ({proj_size}) must be smaller than hidden_size ({hidden_size})")
 
 
 class RNN(_Recurrent):
@@ -438,25 +548,26 @@ class RNN(_Recurrent):
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, nonlinearity: str = "tanh", fused: bool = True, dtype=None,
-                 device: str | None = None):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 nonlinearity: str = "tanh", fused: bool = True, dtype=None, device: str | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, device=device)
         self.nonlinearity, self.fused = nonlinearity, fused
 
     def _step(self, x, state, weights):
         return (rnn_step(x, state[0], *weights, self.nonlinearity),)
 
-    def _layer(self, k, rows, state, batch):
-        if not self.fused:
-            return super()._layer(k, rows, state, batch)
-        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+    def _layer(self, weights, rows, state, batch_sizes):
+        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
+            return super()._layer(weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh = weights
         xw = _projection(rows, w_ih, b_ih, b_hh)
-        hs = fused_rnn(xw.reshape(-1, batch, xw.shape[1]), state[0], w_hh, nonlinearity=self.nonlinearity,
-                       overwrite_xw=True)
+        hs = fused_rnn(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), state[0], w_hh,
+                       nonlinearity=self.nonlinearity, overwrite_xw=True)
         hs.name = "hs"
-        return hs, (hs[-1],)
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
@@ -474,24 +585,26 @@ class GRU(_Recurrent):
     gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, fused: bool = True, dtype=None, device: str | None = None):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 fused: bool = True, dtype=None, device: str | None = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, device=device)
         self.fused = fused
 
     def _step(self, x, state, weights):
         return (gru_step(x, state[0], *weights),)
 
-    def _layer(self, k, rows, state, batch):
-        if not self.fused:
-            return super()._layer(k, rows, state, batch)
-        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+    def _layer(self, weights, rows, state, batch_sizes):
+        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
+            return super()._layer(weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh = weights
         h0 = state[0]
         h0.tag("highway")
         xw = input_projection(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share
-        hs = fused_gru(xw.reshape(-1, batch, xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
+        hs = fused_gru(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
         hs.tag("highway")
         hs.name = "hs"
-        return hs, (hs[-1],)
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.fused else ", fused=False")
@@ -502,38 +615,70 @@ class LSTM(_Recurrent):
 
     fused=True (the default, unlike LSTMCell's, because a whole sequence is what people train) runs
     through `nn.fused_lstm`: the input projection of all steps in one matmul, then the sequence in one
-    node that loops the one step formula (as cuDNN does). fused=False composes every step from
-    primitive ops in name scopes ("layer k/step t/forget gate", ...), for reading and drawing the graph.
+    node that loops the one step formula (as cuDNN does); the reverse direction is that node over the
+    time-flipped sequence. A PackedSequence of unequal lengths runs one fused cell per step instead
+    (the batch shrinks as sequences end), and proj_size (h = (o * tanh(c)) @ W_hr^T, so h has
+    proj_size features) one fused variant cell (`nn.variant_math`) plus the projection's matmul per
+    step. fused=False composes every step from primitive ops in name scopes ("layer k/step t/forget
+    gate", ...), for reading and drawing the graph.
     """
 
     gates = 4
     state_names = ("h", "c")
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, *, fused: bool = True, dtype=None, device: str | None = None):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dtype=dtype, device=device)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 *, fused: bool = True, dtype=None, device: str | None = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size=proj_size, dtype=dtype, device=device)
         self.fused = fused
 
-    def _step(self, x, state, weights):
-        return lstm_step(x, *state, *weights)
+    def _make_parameters(self, name, columns, bound, dtype, device):
+        super()._make_parameters(name, columns, bound, dtype, device)
+        if self.proj_size:
+            setattr(self, f"weight_hr{name}", _uniform((self.proj_size, self.hidden_size), bound, dtype, device))
 
-    def _layer(self, k, rows, state, batch):
+    @property
+    def _extra_weights(self):
+        return ("weight_hr",) if self.proj_size else ()
+
+    def _step(self, x, state, weights):
+        if not self.proj_size:
+            return self._cell(x, state, weights)
+        h, c = self._cell(x, state, weights[:-1])
+        with name_scope("projection"):  # h = (o * tanh(c)) @ W_hr^T: a smaller h to feed back and out
+            h = h @ weights[-1].T
+        h.name = "h"
+        return h, c
+
+    def _cell(self, x, state, weights):
+        """The unprojected step: (o * tanh(c), c)."""
         if not self.fused:
-            return super()._layer(k, rows, state, batch)
-        w_ih, w_hh, b_ih, b_hh = self._weights(k)
+            return lstm_step(x, *state, *weights)
+        if not self.proj_size:
+            return fused_lstm_step(x, *state, *weights)
+        w_ih, w_hh, b_ih, b_hh = weights  # h_prev is projected, so w_hh is (4H, proj_size): not fused_lstm_cell's
+        state[1].tag("highway")
+        return _mark_lstm_state(*fused_variant_cell(_projection(x, w_ih, b_ih, b_hh), *state, w_hh))
+
+    def _layer(self, weights, rows, state, batch_sizes):
+        if not self.fused or self.proj_size or len(set(batch_sizes)) != 1:  # projected or packed: step by step
+            return super()._layer(weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh = weights
         h0, c0 = state
         c0.tag("highway")
         xw = _projection(rows, w_ih, b_ih, b_hh)  # one matmul for every step's input projection
-        hs, c = fused_lstm(xw.reshape(-1, batch, xw.shape[1]), h0, c0, w_hh, overwrite_xw=True)
+        hs, c = fused_lstm(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, c0, w_hh,
+                           overwrite_xw=True)
         c.tag("highway")
         hs.name, c.name = "hs", "c"
-        return hs, (hs[-1], c)
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1], c)
 
     def _pack(self, last):
         return last[0], last[1]
 
     def _unpack(self, hx):
-        return _state_pair("LSTM", hx)
+        return _state_pair(type(self).__name__, hx)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.fused else ", fused=False")
