@@ -25,6 +25,15 @@ from .variant_math import fused_variant_cell
 # ---------------------------------------------------------------- one time step, as functions of the weights
 
 
+def _affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return x @ weight.T if bias is None else x @ weight.T + bias
+
+
+def _pieces(t: Tensor | None, n: int) -> tuple:
+    """Split stacked per-gate rows into the gates (one Split node), or n Nones for a missing bias."""
+    return (None,) * n if t is None else t.chunk(n)
+
+
 class GateInputs(Function):
     """x W_ih^T + h W_hh^T + b_ih + b_hh as one node: the article's W [h, x] + b, without building [h, x].
 
