@@ -47,4 +47,4 @@ def test_gates_on_the_device(device, tmp_path, capsys):
 def test_bench_lstm_on_the_device(device, capsys):
     assert main(["bench", "lstm", "--device", device, "--", "--sizes", "1,2,3,4", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "1,2,3,4" in out and "ours/ceiling" in out
+    assert "1,2,3,4" in out and "layer/ceiling" in out

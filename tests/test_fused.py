@@ -347,6 +347,8 @@ def test_benchmark_runs_and_prints_ratios(capsys):
 
     assert main(["--sizes", "2,3,4,5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "ours/ceiling" in out and "2,3,4,5" in out
+    for table in ("LSTM", "GRU", "RNN"):
+        assert f"\n{table} (ms)" in out
+    assert "layer/ceiling" in out and "cells/torch" in out and "fused cells/torch" in out and "2,3,4,5" in out
     with pytest.raises(SystemExit):
         main(["--sizes", "2,3,4"])

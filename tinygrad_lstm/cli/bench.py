@@ -8,10 +8,11 @@ from .common import device_from
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("bench", help="time the engine's overhead and an LSTM training step (ratios)",
+    p = sub.add_parser("bench", help="time the engine's overhead and recurrent training steps (ratios)",
                        description="Run the benchmarks: 'overhead' (per-op cost beside PyTorch) and 'lstm' (one "
-                                   "training step of nn.LSTM beside a hand-fused NumPy LSTM and PyTorch). Options "
-                                   "after '--' go to the benchmark script, e.g. bench lstm -- --memory.")
+                                   "training step of nn.LSTM, nn.GRU and nn.RNN and of loops over their cells, "
+                                   "beside hand-fused NumPy layers and PyTorch). Options after '--' go to the "
+                                   "benchmark script, e.g. bench lstm -- --memory --cells gru.")
     p.add_argument("which", nargs="?", choices=["overhead", "lstm", "all"], default="all")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="device for the LSTM benchmark (default: the GPU when usable)")

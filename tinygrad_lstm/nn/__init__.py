@@ -2,7 +2,7 @@
 
 from . import functional, init, lr_scheduler, optim, utils
 from . import functional as F
-from .fused import fused_lstm, fused_lstm_cell
+from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn
 from .layers import (
     ELU,
     GELU,
@@ -36,7 +36,7 @@ __all__ = [
     "ELU", "GELU", "GRU", "LSTM", "RNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Embedding", "F",
     "GRUCell", "L1Loss", "LSTMCell", "LayerNorm", "LeakyReLU", "Linear", "LogSigmoid", "LogSoftmax", "MSELoss",
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "RNNCell", "ReLU", "Sequential", "SiLU", "Sigmoid",
-    "Softmax", "Softplus", "Tanh", "functional", "fused_lstm", "fused_lstm_cell", "init", "lr_scheduler", "optim",
-    "utils",
+    "Softmax", "Softplus", "Tanh", "functional", "fused_gru", "fused_lstm", "fused_lstm_cell", "fused_rnn", "init",
+    "lr_scheduler", "optim", "utils",
     "LSTMVariant", "LSTMVariantCell",
 ]

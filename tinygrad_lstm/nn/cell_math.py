@@ -15,6 +15,7 @@ takes the four gates as named (B, H) views `i, f, g, o` (PyTorch's row order) of
 On NumPy they are array code that writes into the given buffers; on CuPy the same lines, with the
 same names, are a CUDA elementwise kernel (`LSTM_FORWARD`, `LSTM_BACKWARD`), one thread per unit.
 The matmuls around the step (h_prev @ W_hh^T, dgates @ W_hh) stay outside: they are BLAS/cuBLAS calls.
+The GRU's step (`gru_step_forward`, views r, z, n) and the Elman RNN's follow below in the same style.
 """
 
 from __future__ import annotations
@@ -160,3 +161,142 @@ LSTM_BACKWARD = ElementwiseKernel(
     formula=lstm_step_backward,
     preamble=_CUDA_PREAMBLE,
 )
+
+
+# ---------------------------------------------------------------- GRU (PyTorch's rows r, z, n)
+#
+#     forward (r, z, n hold x W_i^T + b_i on entry,      backward (gh: what reaches h from above)
+#     hr, hz, hn hold h_prev W_h^T + b_h)
+#     r = sigmoid(r + hr)                                dn  = gh * (1 - z) * (1 - n^2)
+#     z = sigmoid(z + hz)                                dz  = gh * (h_prev - n) * z (1 - z)
+#     n = tanh(n + r * hn)                               dr  = dn * hn * r (1 - r)
+#     h = (1 - z) * n + z * h_prev                       dhn = dn * r
+#                                                        dh_prev = gh * z   (+ [dr, dz, dhn] @ W_hh, outside)
+#
+# dr, dz, dn are the gradients of the input projection; dr, dz, dhn those of the recurrent one (which
+# differs in the candidate: the reset gate scales hn). hn is kept (`hn_kept`) for the backward.
+
+
+def gru_gate_views(gates):
+    """The (B, H) views r, z, n of a (B, 3H) gate buffer, in PyTorch's row order."""
+    hidden = gates.shape[-1] // 3
+    return tuple(gates[..., k * hidden : (k + 1) * hidden] for k in range(3))
+
+
+def gru_step_forward(xp, h_prev, hr, hz, hn, r, z, n, h, hn_kept, rz=None, hrz=None) -> None:
+    """One GRU step's gate math in place: r, z, n hold the input projections on entry, the gates on exit.
+
+    `rz` and `hrz` (NumPy only), the (B, 2H) views that r, z and hr, hz split, activate both sigmoid gates
+    with one call each instead of two.
+    """
+    if rz is not None:
+        rz += hrz
+        sigmoid_(xp, rz)
+    else:
+        r += hr
+        sigmoid_(xp, r)  # reset gate: how much of the old state the candidate sees
+        z += hz
+        sigmoid_(xp, z)  # update gate: how much of the old state to keep
+    hn_kept[...] = hn
+    xp.multiply(r, hn, out=h)  # (h is scratch here)
+    n += h
+    xp.tanh(n, out=n)  # candidate: what the new state could be
+    xp.subtract(h_prev, n, out=h)  # h = n + z * (h_prev - n)
+    h *= z
+    h += n
+
+
+def gru_step_backward(xp, r, z, n, hn, h_prev, gh, dr, dz, dn, dhn, dh_prev) -> None:
+    """The gradients of one GRU step, written into dr, dz, dn, dhn (pre-activation) and dh_prev (the direct path)."""
+    xp.multiply(gh, z, out=dh_prev)  # dh_prev = gh * z
+    xp.subtract(gh, dh_prev, out=dn)  # dn = gh * (1 - z) * (1 - n^2)
+    xp.multiply(n, n, out=dhn)  # (dhn is scratch here)
+    xp.subtract(1, dhn, out=dhn)
+    dn *= dhn
+    xp.subtract(h_prev, n, out=dz)  # dz = gh * (h_prev - n) * z (1 - z)
+    dz *= gh
+    xp.subtract(1, z, out=dhn)
+    dhn *= z
+    dz *= dhn
+    xp.multiply(dn, hn, out=dr)  # dr = dn * hn * r (1 - r)
+    xp.subtract(1, r, out=dhn)
+    dhn *= r
+    dr *= dhn
+    xp.multiply(dn, r, out=dhn)  # dhn = dn * r
+
+
+GRU_FORWARD = ElementwiseKernel(
+    name="tinygrad_gru_step_forward",
+    in_params="T h_prev, T hr, T hz, T hn",
+    out_params="T r, T z, T n, T h, T hn_kept",
+    operation="""
+    r = sigmoid(r + hr);
+    z = sigmoid(z + hz);
+    n = tanh(n + r * hn);
+    h = ((T)1 - z) * n + z * h_prev;
+    hn_kept = hn;
+    """,
+    formula=gru_step_forward,
+    preamble=_CUDA_PREAMBLE,
+)
+
+GRU_BACKWARD = ElementwiseKernel(
+    name="tinygrad_gru_step_backward",
+    in_params="T r, T z, T n, T hn, T h_prev, T gh",
+    out_params="T dr, T dz, T dn, T dhn, T dh_prev",
+    operation="""
+    dn = gh * ((T)1 - z) * grad_tanh(n);
+    dz = gh * (h_prev - n) * grad_sigmoid(z);
+    dr = dn * hn * grad_sigmoid(r);
+    dhn = dn * r;
+    dh_prev = gh * z;
+    """,
+    formula=gru_step_backward,
+    preamble=_CUDA_PREAMBLE,
+)
+
+
+# ---------------------------------------------------------------- Elman RNN
+#
+#     forward (h holds x W_ih^T + b_ih + b_hh on entry,     backward
+#     hw is h_prev W_hh^T)
+#     h = tanh(h + hw)    or relu                          dpre = gh * (1 - h^2)    or gh * (h > 0)
+
+
+def rnn_tanh_step_forward(xp, hw, h) -> None:
+    h += hw
+    xp.tanh(h, out=h)
+
+
+def rnn_relu_step_forward(xp, hw, h) -> None:
+    h += hw
+    xp.maximum(h, 0, out=h)
+
+
+def rnn_tanh_step_backward(xp, h, gh, dpre) -> None:
+    xp.multiply(h, h, out=dpre)
+    xp.subtract(1, dpre, out=dpre)
+    dpre *= gh
+
+
+def rnn_relu_step_backward(xp, h, gh, dpre) -> None:
+    xp.greater(h, 0, out=dpre)  # 1 where the unit was active, written in dpre's dtype
+    dpre *= gh
+
+
+def _rnn_kernels(nonlinearity: str, forward: str, backward: str, formulas) -> tuple[ElementwiseKernel, ...]:
+    return (
+        ElementwiseKernel(name=f"tinygrad_rnn_{nonlinearity}_step_forward", in_params="T hw", out_params="T h",
+                          operation=forward, formula=formulas[0]),
+        ElementwiseKernel(name=f"tinygrad_rnn_{nonlinearity}_step_backward", in_params="T h, T gh",
+                          out_params="T dpre", operation=backward, formula=formulas[1]),
+    )
+
+
+RNN_STEPS = {
+    "tanh": _rnn_kernels("tanh", "h = tanh(h + hw);", "dpre = gh * ((T)1 - h * h);",
+                         (rnn_tanh_step_forward, rnn_tanh_step_backward)),
+    "relu": _rnn_kernels("relu", "const T pre = h + hw; h = pre > (T)0 ? pre : (T)0;", "dpre = h > (T)0 ? gh : (T)0;",
+                         (rnn_relu_step_forward, rnn_relu_step_backward)),
+}
+"""The Elman step's (forward, backward) kernels by nonlinearity."""

@@ -13,14 +13,19 @@ saving the activated gates (B, 4H) and references to arrays that stay alive anyw
 h_prev, W_hh). `fused_lstm` loops those steps inside one node, as cuDNN does: a graph node per step
 costs the engine more than the step's own math when the LSTM is small, and the recurrent weight's
 gradient becomes one matmul over all steps. nn.LSTM trains through it.
+
+`fused_gru` and `fused_rnn` are the same for the GRU and the Elman RNN (nn.GRU, nn.RNN train through
+them). Every loop runs its small per-step matmuls on one BLAS thread unless they are large (`threads.py`).
 """
 
 from __future__ import annotations
 
 from ..tensor import Function, Tensor, apply
-from .cell_math import LSTM_BACKWARD, LSTM_FORWARD, gate_views
+from .cell_math import GRU_BACKWARD, GRU_FORWARD, LSTM_BACKWARD, LSTM_FORWARD, RNN_STEPS, gate_views, gru_gate_views
+from .threads import blas_threads, step_work
 
 LSTM_GATES = ("input gate", "forget gate", "candidate", "output gate")
+GRU_GATES = ("reset gate", "update gate", "candidate")
 
 
 def _forward_step(xp, gates, h_prev, c_prev, w_hh_t, h, c) -> None:
@@ -35,6 +40,36 @@ def _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev) -> None:
                   all_gates=gates, all_dgates=dgates)
 
 
+class InputProjection(Function):
+    """rows @ W_ih^T + b (tl.linear's math) for every step of a layer at once, under the fused ops' BLAS thread rule.
+
+    The layer's other BLAS calls run inside its fused node; this keeps the projection and its gradients on
+    the same rule (`threads.py`): a small layer's whole training step then runs on one BLAS thread.
+    """
+
+    def forward(self, rows, w_ih, bias=None):
+        self.saved = (rows, w_ih)
+        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
+            out = self.xp.dot(rows, w_ih.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        rows, w_ih = self.saved
+        needs, dot = self.needs_grad, self.xp.dot
+        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
+            grads = (dot(g, w_ih) if needs[0] else None, dot(g.T, rows) if needs[1] else None)
+        return grads if len(needs) == 2 else (*grads, g.sum(axis=0) if needs[2] else None)
+
+
+def input_projection(rows: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`tl.linear(rows, w_ih, bias)` as the fused layers compute it (see `InputProjection`); shapes as tl.linear's."""
+    if rows.ndim != 2 or w_ih.ndim != 2 or rows.shape[1] != w_ih.shape[1]:
+        raise ValueError(f"input_projection: rows {rows.shape} and w_ih {w_ih.shape} do not fit (N, in), (out, in)")
+    return apply(InputProjection, rows, w_ih) if bias is None else apply(InputProjection, rows, w_ih, bias)
+
+
 class FusedLSTMCell(Function):
     """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
 
@@ -42,7 +77,8 @@ class FusedLSTMCell(Function):
         xp = self.xp
         gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
         h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
-        _forward_step(xp, gates, h_prev, c_prev, w_hh.T, h, c)
+        with blas_threads(xp, step_work(h_prev, w_hh)):
+            _forward_step(xp, gates, h_prev, c_prev, w_hh.T, h, c)
         self.saved = (gates, c_prev, c, h_prev, w_hh)
         self.details = {"cell": "LSTM", "steps": 1, "gates": LSTM_GATES}
         return h, c
@@ -54,12 +90,13 @@ class FusedLSTMCell(Function):
         gh = xp.zeros_like(c) if gh is None else gh  # an output that got no gradient contributes zeros
         gc = xp.zeros_like(c) if gc is None else gc
         _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev)
-        return (
-            dgates if needs[0] else None,
-            xp.dot(dgates, w_hh) if needs[1] else None,
-            dc_prev if needs[2] else None,
-            xp.dot(dgates.T, h_prev) if needs[3] else None,  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
-        )
+        with blas_threads(xp, step_work(h_prev, w_hh)):
+            return (
+                dgates if needs[0] else None,
+                xp.dot(dgates, w_hh) if needs[1] else None,
+                dc_prev if needs[2] else None,
+                xp.dot(dgates.T, h_prev) if needs[3] else None,  # dot: NumPy's matmul is slow for (4H, 1) @ (1, H)
+            )
 
 
 class FusedLSTMLayer(Function):
@@ -78,8 +115,9 @@ class FusedLSTMLayer(Function):
         cs = xp.empty_like(hs)
         hs[0], cs[0] = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a matmul with the transposed view is up to 3x slower
-        for t in range(steps):
-            _forward_step(xp, gates[t], hs[t], cs[t], w_hh_t, hs[t + 1], cs[t + 1])
+        with blas_threads(xp, step_work(h0, w_hh)):
+            for t in range(steps):
+                _forward_step(xp, gates[t], hs[t], cs[t], w_hh_t, hs[t + 1], cs[t + 1])
         self.saved = (gates, hs, cs, w_hh)
         self.details = {"cell": "LSTM", "steps": steps, "gates": LSTM_GATES}
         return hs[1:], cs[-1]
@@ -91,20 +129,110 @@ class FusedLSTMLayer(Function):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
         dc_prev = xp.empty_like(dc)
-        for t in reversed(range(gates.shape[0])):
-            if g_hs is not None:
-                dh += g_hs[t]  # plus what the output hs[t] gets from the loss
-            _backward_step(xp, gates[t], cs[t], cs[t + 1], dh, dc, dgates[t], dc_prev)
-            dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
-            if t or needs[1]:
-                xp.dot(dgates[t], w_hh, out=dh)
-        rows = dgates.reshape(-1, gates.shape[2])
-        return (
-            dgates if needs[0] else None,
-            dh if needs[1] else None,
-            dc if needs[2] else None,
-            xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hs.shape[-1])) if needs[3] else None,
-        )
+        with blas_threads(xp, step_work(dh, w_hh)):
+            for t in reversed(range(gates.shape[0])):
+                if g_hs is not None:
+                    dh += g_hs[t]  # plus what the output hs[t] gets from the loss
+                _backward_step(xp, gates[t], cs[t], cs[t + 1], dh, dc, dgates[t], dc_prev)
+                dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
+                if t or needs[1]:
+                    xp.dot(dgates[t], w_hh, out=dh)
+            rows = dgates.reshape(-1, gates.shape[2])
+            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hs.shape[-1])) if needs[3] else None
+        return dgates if needs[0] else None, dh if needs[1] else None, dc if needs[2] else None, d_w_hh
+
+
+class FusedGRULayer(Function):
+    """A whole sequence of GRU steps (inputs xw (T, B, 3H), h0, w_hh, b_hh unless bias=False; output hs) as one node.
+
+    b_hh comes in rather than being folded into xw as the LSTM's is: the reset gate scales the
+    candidate's recurrent projection, bias included. Saved: the gates r, z, n and the candidate's
+    recurrent projection hn of every step, and every h.
+    """
+
+    def forward(self, xw, h0, w_hh, b_hh=None, overwrite_xw=False):
+        xp = self.xp
+        steps = xw.shape[0]
+        gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
+        hs = xp.empty((steps + 1,) + h0.shape, dtype=h0.dtype)  # hs[t + 1] is the output of step t
+        hs[0] = h0
+        hns = xp.empty_like(hs[1:])
+        hw = xp.empty_like(gates[0])  # this step's h_prev @ W_hh^T + b_hh
+        w_hh_t = xp.ascontiguousarray(w_hh.T)
+        two_h = 2 * h0.shape[1]
+        with blas_threads(xp, step_work(h0, w_hh)):
+            for t in range(steps):
+                xp.dot(hs[t], w_hh_t, out=hw)
+                if b_hh is not None:
+                    hw += b_hh
+                GRU_FORWARD(xp, hs[t], *gru_gate_views(hw), *gru_gate_views(gates[t]), hs[t + 1], hns[t],
+                            rz=gates[t, :, :two_h], hrz=hw[:, :two_h])
+        self.saved = (gates, hs, hns, w_hh, b_hh is not None)
+        self.details = {"cell": "GRU", "steps": steps, "gates": GRU_GATES}
+        return hs[1:]
+
+    def backward(self, g_hs):
+        gates, hs, hns, w_hh, has_bias = self.saved
+        xp, needs = self.xp, self.needs_grad
+        hidden = hs.shape[2]
+        dhw = xp.empty_like(gates)  # per step dr, dz, dhn: the recurrent projection's gradient
+        dn = xp.empty_like(hns)  # the candidate's input projection's (dr, dz are the same for both)
+        gh = xp.zeros_like(hs[0])  # what reaches h_t, from above and from step t + 1
+        direct = xp.empty_like(gh)  # what reaches h_prev past the matmul: gh * z
+        with blas_threads(xp, step_work(gh, w_hh)):
+            for t in reversed(range(gates.shape[0])):
+                gh += g_hs[t]
+                dr, dz, dhn = gru_gate_views(dhw[t])
+                GRU_BACKWARD(xp, *gru_gate_views(gates[t]), hns[t], hs[t], gh, dr, dz, dn[t], dhn, direct)
+                if t or needs[1]:
+                    xp.dot(dhw[t], w_hh, out=gh)
+                    gh += direct
+            rows = dhw.reshape(-1, gates.shape[2])
+            d_w_hh = xp.dot(rows.T, hs[:-1].reshape(rows.shape[0], hidden)) if needs[2] else None
+        d_b_hh = (rows.sum(axis=0) if needs[3] else None,) if has_bias else ()
+        dhw[..., 2 * hidden :] = dn  # dhw becomes the gradient of xw (its buffer reused)
+        return (dhw if needs[0] else None, gh if needs[1] else None, d_w_hh, *d_b_hh)
+
+
+class FusedRNNLayer(Function):
+    """A whole sequence of Elman steps (inputs xw (T, B, H), h0, w_hh; output hs) as one node.
+
+    The hs of every step are all the backward needs; with overwrite_xw they are written over xw.
+    """
+
+    def forward(self, xw, h0, w_hh, nonlinearity="tanh", overwrite_xw=False):
+        xp = self.xp
+        step_forward = RNN_STEPS[nonlinearity][0]
+        hs = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")  # hs[t] holds xw[t] first
+        hw = xp.empty_like(h0)  # this step's h_prev @ W_hh^T
+        w_hh_t = xp.ascontiguousarray(w_hh.T)
+        with blas_threads(xp, step_work(h0, w_hh)):
+            for t in range(hs.shape[0]):
+                xp.dot(hs[t - 1] if t else h0, w_hh_t, out=hw)
+                step_forward(xp, hw, hs[t])
+        self.saved = (hs, h0, w_hh, nonlinearity)
+        self.details = {"cell": f"RNN ({nonlinearity})", "steps": hs.shape[0]}
+        return hs
+
+    def backward(self, g_hs):
+        hs, h0, w_hh, nonlinearity = self.saved
+        xp, needs = self.xp, self.needs_grad
+        step_backward = RNN_STEPS[nonlinearity][1]
+        dpre = xp.empty_like(hs)
+        gh = xp.zeros_like(h0)
+        with blas_threads(xp, step_work(h0, w_hh)):
+            for t in reversed(range(hs.shape[0])):
+                gh += g_hs[t]
+                step_backward(xp, hs[t], gh, dpre[t])
+                if t or needs[1]:
+                    xp.dot(dpre[t], w_hh, out=gh)
+            d_w_hh = None
+            if needs[2]:  # sum over steps of dpre_t^T h_{t-1}: h_{-1} is h0, the others are hs[:-1]
+                hidden = hs.shape[2]
+                d_w_hh = xp.dot(dpre[0].T, h0)
+                if hs.shape[0] > 1:
+                    d_w_hh += xp.dot(dpre[1:].reshape(-1, hidden).T, hs[:-1].reshape(-1, hidden))
+        return dpre if needs[0] else None, gh if needs[1] else None, d_w_hh
 
 
 def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
@@ -117,8 +245,8 @@ def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
     per step): pass it only when xw is a temporary that nothing else reads, as nn.LSTMCell's input
     projection is (it then shows the gates, not the projection, if drawn with data).
     """
-    if not _well_formed(xw, h_prev, c_prev, w_hh, 2):
-        raise _input_error("fused_lstm_cell", xw, ("h_prev", h_prev), ("c_prev", c_prev), w_hh, 2)
+    if not _well_formed(xw, (h_prev, c_prev), w_hh, 2, 4):
+        raise _input_error("fused_lstm_cell", xw, (("h_prev", h_prev), ("c_prev", c_prev)), w_hh, 2, 4)
     return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw)
 
 
@@ -130,37 +258,71 @@ def fused_lstm(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, *,
     hs: (T, B, H), so the last h is hs[-1]. Same values and gradients as T `fused_lstm_cell` steps, with
     the engine's per-step cost gone: nn.LSTM trains through this. overwrite_xw as in `fused_lstm_cell`.
     """
-    if not _well_formed(xw, h0, c0, w_hh, 3):
-        raise _input_error("fused_lstm", xw, ("h0", h0), ("c0", c0), w_hh, 3)
+    if not _well_formed(xw, (h0, c0), w_hh, 3, 4):
+        raise _input_error("fused_lstm", xw, (("h0", h0), ("c0", c0)), w_hh, 3, 4)
     return apply(FusedLSTMLayer, xw, h0, c0, w_hh, overwrite_xw=overwrite_xw)
 
 
-def _well_formed(xw, h, c, w_hh, xw_ndim: int) -> bool:
-    """The fast check, once per step: four Tensors whose shapes and dtypes agree (xw has `xw_ndim` axes)."""
-    if not (isinstance(xw, Tensor) and isinstance(h, Tensor) and isinstance(c, Tensor) and isinstance(w_hh, Tensor)):
-        return False
-    if xw.ndim != xw_ndim or w_hh.ndim != 2:
+def fused_gru(xw: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None = None, *,
+              overwrite_xw: bool = False) -> Tensor:
+    """A whole GRU layer over a sequence as one graph node: returns hs (T, B, H), the h of every step.
+
+    xw: (T, B, 3H), every step's input projection x @ W_ih.T + b_ih (without b_hh: see `FusedGRULayer`).
+    h0: (B, H). w_hh: (3H, H), b_hh: (3H,) or None; rows r, z, n as PyTorch's. overwrite_xw as in
+    `fused_lstm_cell`. nn.GRU trains through this.
+    """
+    if not _well_formed(xw, (h0,), w_hh, 3, 3, b_hh):
+        raise _input_error("fused_gru", xw, (("h0", h0),), w_hh, 3, 3, b_hh)
+    bias = () if b_hh is None else (b_hh,)
+    return apply(FusedGRULayer, xw, h0, w_hh, *bias, overwrite_xw=overwrite_xw)
+
+
+def fused_rnn(xw: Tensor, h0: Tensor, w_hh: Tensor, *, nonlinearity: str = "tanh",
+              overwrite_xw: bool = False) -> Tensor:
+    """A whole Elman RNN layer over a sequence as one graph node: returns hs (T, B, H), the h of every step.
+
+    xw: (T, B, H), every step's input projection x @ W_ih.T + b_ih + b_hh. h0: (B, H). w_hh: (H, H).
+    nonlinearity: "tanh" or "relu". overwrite_xw=True writes hs over xw (see `fused_lstm_cell`).
+    nn.RNN trains through this.
+    """
+    if nonlinearity not in RNN_STEPS:
+        raise ValueError(f"fused_rnn: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    if not _well_formed(xw, (h0,), w_hh, 3, 1):
+        raise _input_error("fused_rnn", xw, (("h0", h0),), w_hh, 3, 1)
+    return apply(FusedRNNLayer, xw, h0, w_hh, nonlinearity=nonlinearity, overwrite_xw=overwrite_xw)
+
+
+def _well_formed(xw, states: tuple, w_hh, xw_ndim: int, gates: int, b_hh=None) -> bool:
+    """The fast check: Tensors whose shapes and dtypes agree (xw has `xw_ndim` axes, the weights `gates` row blocks)."""
+    if not all(isinstance(t, Tensor) for t in (xw, w_hh, *states)) or xw.ndim != xw_ndim or w_hh.ndim != 2:
         return False
     batch, hidden, dtype = xw.shape[-2], w_hh.shape[1], w_hh.dtype
-    return (xw.shape[-1] == 4 * hidden and h.shape == c.shape == (batch, hidden)
-            and w_hh.shape == (4 * hidden, hidden) and xw.dtype == h.dtype == c.dtype == dtype)
+    rows = gates * hidden
+    if b_hh is not None and not (isinstance(b_hh, Tensor) and b_hh.shape == (rows,) and b_hh.dtype == dtype):
+        return False
+    return (xw.shape[-1] == rows and w_hh.shape == (rows, hidden) and xw.dtype == dtype
+            and all(s.shape == (batch, hidden) and s.dtype == dtype for s in states))
 
 
-def _input_error(who: str, xw, h: tuple[str, Tensor], c: tuple[str, Tensor], w_hh, xw_ndim: int) -> Exception:
+def _input_error(who: str, xw, states: tuple[tuple[str, Tensor], ...], w_hh, xw_ndim: int, gates: int,
+                 b_hh=None) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
-    named = (("xw", xw), h, c, ("w_hh", w_hh))
+    named = (("xw", xw), *states, ("w_hh", w_hh)) + ((("b_hh", b_hh),) if b_hh is not None else ())
     for name, t in named:
         if not isinstance(t, Tensor):
             return TypeError(f"{who}: {name} must be a Tensor, got {type(t).__name__}")
-    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-        return ValueError(f"{who}: w_hh must have shape (4H, H), got {w_hh.shape}")
+    rows = "H" if gates == 1 else f"{gates}H"
+    if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
+        return ValueError(f"{who}: w_hh must have shape ({rows}, H), got {w_hh.shape}")
     hidden = w_hh.shape[1]
-    layout = "(B, 4H)" if xw_ndim == 2 else "(T, B, 4H)"
-    if xw.ndim != xw_ndim or xw.shape[-1] != 4 * hidden:
-        return ValueError(f"{who}: xw has shape {xw.shape}, expected {layout} with 4H = {4 * hidden} "
+    layout = f"(B, {rows})" if xw_ndim == 2 else f"(T, B, {rows})"
+    if xw.ndim != xw_ndim or xw.shape[-1] != gates * hidden:
+        return ValueError(f"{who}: xw has shape {xw.shape}, expected {layout} with {rows} = {gates * hidden} "
                           f"for w_hh of shape {w_hh.shape}")
+    if b_hh is not None and b_hh.shape != (gates * hidden,):
+        return ValueError(f"{who}: b_hh has shape {b_hh.shape}, expected ({rows},) = ({gates * hidden},)")
     state_shape = (xw.shape[-2], hidden)
-    for name, t in (h, c):
+    for name, t in states:
         if t.shape != state_shape:
             return ValueError(f"{who}: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
                               f"(B from xw of shape {xw.shape}, H from w_hh of shape {w_hh.shape})")

@@ -2,8 +2,10 @@
 
 The cells are written to be read (and drawn): each gate of the LSTM is a line or two in its own name
 scope, the cell state is tagged "highway", and the layers wrap every time step in a "step t" scope, so
-the graph renderer draws one cluster per step with one cluster per gate inside. `nn.LSTM` trains
-through the fused layer (`tl.fused_lstm`, one node for the whole sequence) unless built with `fused=False`.
+the graph renderer draws one cluster per step with one cluster per gate inside. A composed step still
+computes every gate's input in one node (`GateInputs`), so a loop over a cell is worth training with.
+`nn.LSTM`, `nn.GRU` and `nn.RNN` train through fused layers (`nn.fused_lstm`, `nn.fused_gru`,
+`nn.fused_rnn`: one node for the whole sequence) unless built with `fused=False`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import math
 import re
 import warnings
 
-from ..tensor import Tensor, cat, linear, name_scope, rand, stack, zeros
+from ..tensor import Function, Tensor, apply, cat, linear, name_scope, rand, stack, zeros
 from .functional import dropout
-from .fused import fused_lstm, fused_lstm_cell
+from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
 from .utils.rnn import PackedSequence, packed_batch_sizes, reversed_in_time
 from .variant_math import fused_variant_cell
@@ -32,6 +34,43 @@ def _pieces(t: Tensor | None, n: int) -> tuple:
     return (None,) * n if t is None else t.chunk(n)
 
 
+class GateInputs(Function):
+    """x W_ih^T + h W_hh^T + b_ih + b_hh as one node: the article's W [h, x] + b, without building [h, x].
+
+    Every gate's input at once (split by the caller, one gate per name scope): one node and one
+    (B, gates * H) array per step, where `linear(x) + linear(h)` would keep three alive until the backward.
+    """
+
+    def forward(self, x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+        dot = self.xp.dot
+        self.saved = (x, h, w_ih, w_hh)
+        out = dot(x, w_ih.T)
+        out += dot(h, w_hh.T)
+        for bias in (b_ih, b_hh):
+            if bias is not None:
+                out += bias
+        return out
+
+    def backward(self, g):
+        x, h, w_ih, w_hh = self.saved
+        needs, dot = self.needs_grad, self.xp.dot
+        bias = g.sum(axis=0) if any(needs[4:]) else None
+        return (
+            dot(g, w_ih) if needs[0] else None,
+            dot(g, w_hh) if needs[1] else None,
+            dot(g.T, x) if needs[2] else None,
+            dot(g.T, h) if needs[3] else None,
+            *(bias if need else None for need in needs[4:]),
+        )
+
+
+def _gate_inputs(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                 b_hh: Tensor | None) -> Tensor:
+    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once (`GateInputs`): two matmuls, not two per gate."""
+    biases = () if b_ih is None else (b_ih, b_hh)
+    return apply(GateInputs, x, h_prev, w_ih, w_hh, *biases)
+
+
 def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     """The metadata the renderer reads: the new cell state is on the highway; both outputs are named."""
     c.tag("highway")
@@ -43,7 +82,7 @@ def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
              nonlinearity: str = "tanh") -> Tensor:
     """Elman RNN: h = tanh(x W_ih^T + b_ih + h_prev W_hh^T + b_hh) (or relu)."""
     with name_scope("hidden state"):
-        pre = _affine(x, w_ih, b_ih) + _affine(h_prev, w_hh, b_hh)
+        pre = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh)
         h = pre.tanh() if nonlinearity == "tanh" else pre.relu()
     h.name = "h"
     return h
@@ -51,42 +90,39 @@ def rnn_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
 
 def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
-    """One LSTM step from primitive ops, gate by gate (PyTorch's layout: rows i, f, g, o)."""
-    w_ii, w_if, w_ig, w_io = w_ih.chunk(4)
-    w_hi, w_hf, w_hg, w_ho = w_hh.chunk(4)
-    b_ii, b_if, b_ig, b_io = _pieces(b_ih, 4)
-    b_hi, b_hf, b_hg, b_ho = _pieces(b_hh, 4)
+    """One LSTM step from primitive ops (PyTorch's layout: rows i, f, g, o), each gate in its own name scope.
+
+    Eleven nodes: every gate's input in one (`GateInputs`), then a line or two per gate.
+    """
     c_prev.tag("highway")
+    i, f, g, o = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh).chunk(4, axis=1)
     with name_scope("forget gate"):  # how much of the old cell state to keep
-        f = (_affine(x, w_if, b_if) + _affine(h_prev, w_hf, b_hf)).sigmoid()
+        f = f.sigmoid()
     with name_scope("input gate"):  # how much of the candidate to write
-        i = (_affine(x, w_ii, b_ii) + _affine(h_prev, w_hi, b_hi)).sigmoid()
+        i = i.sigmoid()
     with name_scope("candidate"):  # what could be written
-        g = (_affine(x, w_ig, b_ig) + _affine(h_prev, w_hg, b_hg)).tanh()
+        g = g.tanh()
     with name_scope("cell state"):  # the highway: forget some, add some
         c = f * c_prev + i * g
     with name_scope("output gate"):  # what of the squashed cell state to show
-        o = (_affine(x, w_io, b_io) + _affine(h_prev, w_ho, b_ho)).sigmoid()
-        h = o * c.tanh()
+        h = o.sigmoid() * c.tanh()
     return _mark_lstm_state(h, c)
 
 
 def gru_step(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
              b_hh: Tensor | None) -> Tensor:
     """One GRU step as PyTorch (rows r, z, n); the hidden state is the gated highway here."""
-    w_ir, w_iz, w_in = w_ih.chunk(3)
-    w_hr, w_hz, w_hn = w_hh.chunk(3)
-    b_ir, b_iz, b_in = _pieces(b_ih, 3)
-    b_hr, b_hz, b_hn = _pieces(b_hh, 3)
     h_prev.tag("highway")
-    with name_scope("reset gate"):
-        r = (_affine(x, w_ir, b_ir) + _affine(h_prev, w_hr, b_hr)).sigmoid()
-    with name_scope("update gate"):
-        z = (_affine(x, w_iz, b_iz) + _affine(h_prev, w_hz, b_hz)).sigmoid()
-    with name_scope("candidate"):
-        n = (_affine(x, w_in, b_in) + r * _affine(h_prev, w_hn, b_hn)).tanh()
-    with name_scope("hidden state"):
-        h = (1 - z) * n + z * h_prev
+    x_r, x_z, x_n = linear(x, w_ih, b_ih).chunk(3, axis=1)
+    h_r, h_z, h_n = linear(h_prev, w_hh, b_hh).chunk(3, axis=1)  # apart: the reset gate scales h_n
+    with name_scope("reset gate"):  # how much of the old state the candidate sees
+        r = (x_r + h_r).sigmoid()
+    with name_scope("update gate"):  # how much of the old state to keep
+        z = (x_z + h_z).sigmoid()
+    with name_scope("candidate"):  # what the new state could be
+        n = (x_n + r * h_n).tanh()
+    with name_scope("hidden state"):  # h = (1 - z) * n + z * h_prev
+        h = n + z * (h_prev - n)
     h.tag("highway")
     h.name = "h"
     return h
@@ -221,8 +257,9 @@ class LSTMCell(_Cell):
     """Long short-term memory cell. forward(x, hx=None) -> (h, c); hx = (h, c), None means zeros.
 
     fused=False (the default) composes the step from primitive ops, one name scope per gate, because a
-    single cell is what people draw and step through; fused=True runs it as one node
-    (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
+    single cell is what people draw and step through; it still computes all gates' inputs in one node, so
+    a loop over it trains at 1-3x the time of PyTorch's LSTMCell loop (benchmarks/lstm.py). fused=True
+    runs the step as one node (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
     Each call opens a name scope "step N", numbered along the state, so a loop draws one box per step.
     """
 
@@ -268,7 +305,7 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
 
 def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
     """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
-    return linear(rows, w_ih, None if b_ih is None else b_ih + b_hh)
+    return input_projection(rows, w_ih, None if b_ih is None else b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
@@ -513,31 +550,74 @@ def _check_options(who: str, dropout, bidirectional, proj_size, hidden_size: int
 
 
 class RNN(_Recurrent):
-    """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n)."""
+    """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n).
+
+    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_rnn`: the input projection
+    of all steps in one matmul, then the sequence in one node. fused=False composes every step from
+    primitive ops in name scopes, for reading and drawing the graph.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
-                 nonlinearity: str = "tanh", dtype=None, device: str | None = None):
+                 nonlinearity: str = "tanh", fused: bool = True, dtype=None, device: str | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype=dtype, device=device)
-        self.nonlinearity = nonlinearity
+        self.nonlinearity, self.fused = nonlinearity, fused
 
     def _step(self, x, state, weights):
         return (rnn_step(x, state[0], *weights, self.nonlinearity),)
 
+    def _layer(self, weights, rows, state, batch_sizes):
+        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
+            return super()._layer(weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh = weights
+        xw = _projection(rows, w_ih, b_ih, b_hh)
+        hs = fused_rnn(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), state[0], w_hh,
+                       nonlinearity=self.nonlinearity, overwrite_xw=True)
+        hs.name = "hs"
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
+
     def extra_repr(self) -> str:
-        return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+        return (super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+                + ("" if self.fused else ", fused=False"))
 
 
 class GRU(_Recurrent):
-    """Multi-layer GRU. forward(x, hx=None) -> (output, h_n)."""
+    """Multi-layer GRU. forward(x, hx=None) -> (output, h_n).
+
+    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_gru`: the input projection
+    of all steps in one matmul, then the sequence in one node with an analytic backward. fused=False
+    composes every step from primitive ops in name scopes ("step t/reset gate", ...), for drawing.
+    """
 
     gates = 3
 
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 fused: bool = True, dtype=None, device: str | None = None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, device=device)
+        self.fused = fused
+
     def _step(self, x, state, weights):
         return (gru_step(x, state[0], *weights),)
+
+    def _layer(self, weights, rows, state, batch_sizes):
+        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
+            return super()._layer(weights, rows, state, batch_sizes)
+        w_ih, w_hh, b_ih, b_hh = weights
+        h0 = state[0]
+        h0.tag("highway")
+        xw = input_projection(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share
+        hs = fused_gru(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
+        hs.tag("highway")
+        hs.name = "hs"
+        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ("" if self.fused else ", fused=False")
 
 
 class LSTM(_Recurrent):

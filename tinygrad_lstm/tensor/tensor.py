@@ -27,7 +27,7 @@ from .graph import STATE, Function, VersionCounter, as_array, check_finite, desc
 
 DEFAULT_DTYPE = np.dtype(np.float32)
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
-_VIEW_OPS = frozenset({ops.Reshape, ops.Permute, ops.Expand, ops.Split, ops.Index})  # outputs may share storage
+_VIEW_OPS = frozenset({ops.Reshape, ops.Permute, ops.Expand, ops.Split, ops.Unbind, ops.Index})  # share storage
 
 
 def check_dtype(who: str, dtype, kinds: str = _NUMERIC_KINDS) -> np.dtype:
@@ -262,7 +262,15 @@ class Tensor:
         return self.shape[0]
 
     def __iter__(self) -> Iterator[Tensor]:
-        return (self[i] for i in range(len(self)))
+        return iter(self.unbind()) if len(self) else iter(())
+
+    def unbind(self, dim: int | None = None, *, axis: int | None = None) -> tuple[Tensor, ...]:
+        """The slices along `dim` (or `axis`; 0 when not given), as one graph node: a loop over a sequence's steps
+        iterates these."""
+        dim, _ = _dims("unbind", dim, axis)
+        axis = check_axis("unbind", 0 if dim is None else dim, self.ndim)
+        moved = self if axis == 0 else self.permute(axis, *(i for i in range(self.ndim) if i != axis))
+        return apply(ops.Unbind, moved) if moved.shape[0] else ()
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (how truncated BPTT carries state between chunks).
@@ -1151,8 +1159,9 @@ def matmul(a, b) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.T + bias, x (N, in_features), weight (out_features, in_features), bias (out_features,).
 
-    With a bias it is one graph node (PyTorch's addmm): layers that project many rows at once (a
-    recurrent layer's input projection for every step) keep one (N, out) array alive, not two.
+    One graph node (PyTorch's addmm): layers that project many rows at once (a recurrent layer's input
+    projection for every step) keep one (N, out) array alive, not two, and a recurrent cell's step does
+    not add a node that transposes its weight.
     """
     for what, t in (("x", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and not (what == "bias" and t is None):
@@ -1161,11 +1170,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1] or bias_shape not in (None, weight.shape[:1]):
         raise ValueError(f"linear: shapes x {x.shape}, weight {weight.shape}, bias {bias_shape} do not fit "
                          "x (N, in), weight (out, in), bias (out,)")
-    if bias is None:
-        return x @ weight.T
-    if not x.dtype == weight.dtype == bias.dtype:
-        raise TypeError(f"linear: dtypes differ: x {x.dtype}, weight {weight.dtype}, bias {bias.dtype}")
-    return apply(ops.Linear, x, weight, bias)
+    if any(t.dtype != x.dtype for t in (weight, bias) if t is not None):
+        biased = "" if bias is None else f", bias {bias.dtype}"
+        raise TypeError(f"linear: dtypes differ: x {x.dtype}, weight {weight.dtype}{biased}")
+    return apply(ops.Linear, x, weight) if bias is None else apply(ops.Linear, x, weight, bias)
 
 
 def _as_tensors(name: str, tensors: Sequence) -> list[Tensor]:
