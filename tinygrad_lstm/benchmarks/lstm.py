@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -181,7 +182,7 @@ class HandFusedRNN:
         return h[1:], grads
 
 
-CEILINGS = {"lstm": HandFusedLSTM, "gru": HandFusedGRU, "rnn": HandFusedRNN}
+CEILINGS: dict[str, Any] = {"lstm": HandFusedLSTM, "gru": HandFusedGRU, "rnn": HandFusedRNN}
 
 
 # ---------------------------------------------------------------- the contenders, each a no-argument callable
@@ -252,7 +253,7 @@ def ceiling(size, device: str, kind: str = "lstm") -> Callable[[], None]:
     return lambda: layer.train_step(x)
 
 
-def _torch_with_our_weights(torch, module, size, device: str, kind: str = "lstm"):
+def _torch_with_our_weights(torch, module, size, device: str, kind: str = "lstm") -> tuple[Any, Any]:
     """`module` on `device` holding the benchmark's weights, and the benchmark's input as a leaf."""
     x_data, *weights = _weights(size, GATES[kind])
     module = module.to(device)
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     synchronize = _synchronizer(device, torch)
     per_size = 2 + one_thread_too + (torch is not None) + args.loops * (1 + (torch is not None))
     total = sum(len(sizes) * (per_size + (args.loops and kind == "lstm")) for kind in args.cells) * args.repeat
-    tables = {}
+    tables: dict[str, list] = {}
     with tqdm(total=total, desc="timing", leave=False) as progress:
         for kind in args.cells:
             tables[kind] = []
