@@ -166,11 +166,11 @@ def test_steps_are_chained_left_to_right_by_invisible_edges():
 def test_ops_show_their_name_and_output_shape():
     h, c, _ = unroll(1, input_size=3, hidden_size=5)
     dot = parse(viz.draw_graph(h, c).source)
-    matmuls = dot.find(r"<B>MatMul @</B>")
-    assert len(matmuls) == 8
-    assert all("1×5" in dot.nodes[k] for k in matmuls)
+    gate_inputs = dot.find(r"<B>GateInputs</B>")  # x W_ih^T + h W_hh^T + b for all four gates, one node
+    assert len(gate_inputs) == 1 and "1×20" in dot.nodes[gate_inputs[0]]
     splits = dot.find(r"<B>Split</B>")
-    assert any("4 × 5×3" in dot.nodes[k] for k in splits)  # weight_ih split into its 4 gates
+    assert len(splits) == 1 and "4 × 1×5" in dot.nodes[splits[0]]  # then split into the gates i, f, g, o
+    assert len(dot.find(r"<B>Sigmoid σ</B>")) == 3 and len(dot.find(r"<B>Tanh</B>")) == 2
 
 
 def test_parameters_and_inputs_appear_once_outside_the_step_clusters():
@@ -532,15 +532,15 @@ def test_each_step_draws_its_gates_in_the_article_order(build):
 
 
 def test_big_graphs_fold_automatically_saying_so_and_fold_none_draws_everything():
-    h, c, _ = unroll(30)
+    h, c, _ = unroll(60)
     auto = viz.draw_graph(h, c)
-    assert auto.comment.startswith("folded:") and "of 30 steps" in auto.comment
+    assert auto.comment.startswith("folded:") and "of 60 steps" in auto.comment
     dot = parse(auto.source)
     assert len(dot.nodes) <= viz.draw.AUTO_FOLD_NODES
     steps = {cluster.split("/")[0] for cluster in dot.clusters}
-    assert "cluster_step 1" in steps and "cluster_step 30" in steps and "cluster_step 15" not in steps
+    assert "cluster_step 1" in steps and "cluster_step 60" in steps and "cluster_step 30" not in steps
     everything = viz.draw_graph(h, c, fold=None)
-    assert not everything.comment and "cluster_step 15" in parse(everything.source).clusters
+    assert not everything.comment and "cluster_step 30" in parse(everything.source).clusters
     small = viz.draw_graph(*unroll(3)[:2])
     assert not small.comment
 
