@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from .tensor import write_atomically
 
 MATPLOTLIB_HINT = ("plots need matplotlib, which installs with the package; reinstall it (`pip install .` in a clone, "
                    "`pip install tinygrad-lstm` from an index) or `pip install matplotlib`; the numbers are printed")
@@ -21,12 +25,19 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str) -> str:
+    """Write the figure to `path` atomically (an older picture stays until the new one is complete), then close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=120, format=os.path.splitext(path)[1][1:] or "png")
+    _pyplot().close(fig)
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
 def _save(fig, ax, path: str) -> str:
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 COLOURS = {"rnn": "#d62728", "gru": "#2ca02c", "lstm": "#1f77b4"}
@@ -67,9 +78,7 @@ def plot_forget_gate(trace: np.ndarray, resets: np.ndarray, path: str) -> str:
            title="Forget gate f_t: 1 keeps the cell state, 0 erases it")
     fig.colorbar(image, ax=ax, label="f_t")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_loss_curve(train_steps: Sequence[int], train_bits: Sequence[float], val_steps: Sequence[int],

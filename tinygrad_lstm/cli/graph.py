@@ -19,9 +19,9 @@ GRAD_RANGE = (1e-4, 1e1)
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("graph", help="render the computation graph of an unrolled LSTM/GRU/RNN cell",
                        description="Render the graph of a cell unrolled over a few steps, built by the engine. "
-                                   f"Graphs of more than {AUTO_FOLD_NODES} nodes (an LSTM cell beyond about 38 steps) are "
-                                   "folded, which says so: --no-fold draws every step (slow for dot), --fold K "
-                                   "keeps K steps at each end.")
+                                   f"Graphs of more than {AUTO_FOLD_NODES} nodes (an LSTM cell beyond about 38 "
+                                   "steps) are folded, which says so: --no-fold draws every step (slow for dot), "
+                                   "--fold K keeps K steps at each end.")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
     p.add_argument("--steps", type=int, default=3, help="time steps to unroll (default 3)")
     p.add_argument("--grad", action="store_true",

@@ -23,8 +23,9 @@ from tinygrad_lstm import nn
 
 from ..experiments import RECURRENT_LAYERS, CharLM, char_lm_loss, train_adding
 from ..nn.variants import VARIANTS
-from ..plots import MATPLOTLIB_HINT, _pyplot
+from ..plots import MATPLOTLIB_HINT, _pyplot, save_figure
 from ..tasks import ADDING_BASELINE_MSE, load_corpus
+from ..tensor import write_atomically
 from .common import add_device_argument, device_from, output_dir, progress
 
 # The model factory hook: the experiments build layers by name from RECURRENT_LAYERS; the variants join it.
@@ -250,9 +251,7 @@ def plot_variants(tables: dict[str, dict[str, list[float]]], path: str) -> str:
         ax.set(ylabel=f"final {ERROR_NAMES[task]}", title=TITLES[task])
     fig.suptitle("LSTM variants: mean +- spread over seeds (dots: single runs)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _settings(args: argparse.Namespace) -> dict:
@@ -262,8 +261,5 @@ def _settings(args: argparse.Namespace) -> dict:
 
 def _write_json(path: str, data: dict) -> None:
     """Atomically: a crash leaves the old file, never half of a new one."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps(data, indent=1).encode("utf-8"))
 

@@ -197,8 +197,11 @@ def _remove_stale_temporaries(directory: str) -> list[str]:
     return removed
 
 
-def _write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: str, write: Callable[[BinaryIO], None] | bytes) -> None:
     """Write beside `path`, flush to disk and rename over it: the file appears complete or not at all.
+
+    `write` is the file's bytes, or a function that writes them to the open file. Every file the
+    project writes (checkpoints, pictures, pages, results) goes through here.
 
     The temporary file is created with mode 0o666, so the process umask applies as for any new file
     (the umask itself is never changed: other threads may be creating files at the same moment).
@@ -211,7 +214,10 @@ def _write_atomically(path: str, write: Callable[[BinaryIO], None]) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            if isinstance(write, bytes):
+                f.write(write)
+            else:
+                write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -243,9 +249,9 @@ def save(state: Mapping, path: str | os.PathLike) -> str:
     arrays = _flatten(state, "", {})
     if path.lower().endswith(".safetensors"):
         _safetensors("writing")  # fail before anything is written
-        _write_atomically(path, lambda f: _write_safetensors(f, arrays))
+        write_atomically(path, lambda f: _write_safetensors(f, arrays))
     else:
-        _write_atomically(path, lambda f: _write_npz(f, arrays))
+        write_atomically(path, lambda f: _write_npz(f, arrays))
     return path
 
 

@@ -25,7 +25,7 @@ from importlib import resources
 
 import numpy as np
 
-from ..tensor import GraphView, Tensor, walk_graph
+from ..tensor import GraphView, Tensor, walk_graph, write_atomically
 from .draw import draw_graph
 from .folding import RepeatedScope, find_repeated_scope, hidden_numbers
 from .render import graphviz  # the package, imported when a graph is first drawn
@@ -59,11 +59,7 @@ class ExplorerPage:
         path = os.fspath(path)
         if not os.path.splitext(path)[1]:
             path += ".html"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        partial = path + ".partial"
-        with open(partial, "w", encoding="utf-8") as file:
-            file.write(self.html)
-        os.replace(partial, path)
+        write_atomically(path, self.html.encode("utf-8"))
         return path
 
     def _repr_html_(self) -> str:

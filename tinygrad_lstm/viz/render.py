@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import tempfile
 from typing import TYPE_CHECKING
+
+from ..tensor import write_atomically
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = (
@@ -74,7 +75,7 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str | None 
     except OSError as exc:
         raise ValueError(f"render: cannot create the folder for {path!r}: {exc.strerror or exc}") from None
     if format == "dot":
-        _write(path, graph.source.encode())
+        write_atomically(path, graph.source.encode())
         return path
     try:
         if shutil.which("dot") is None:
@@ -82,7 +83,7 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str | None 
         image = graph.pipe(format=format)
     except graphviz.ExecutableNotFound as exc:
         source_path = os.path.splitext(path)[0] + ".dot"
-        _write(source_path, graph.source.encode())
+        write_atomically(source_path, graph.source.encode())
         raise GraphvizNotInstalledError(
             f"cannot render {format.upper()}: Graphviz's `dot` program was not found; the graph's DOT source "
             f"was written to {source_path}. To render pictures, {INSTALL_HINT}"
@@ -91,17 +92,5 @@ def render(graph: graphviz.Digraph, path: str | os.PathLike, format: str | None 
         reason = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise RuntimeError(f"Graphviz's dot could not lay out the graph ({reason[-1] if reason else exc}); "
                            f"render format='dot' to keep the source, or draw fewer steps (fold=)") from None
-    _write(path, image)
+    write_atomically(path, image)
     return path
-
-
-def _write(path: str, data: bytes) -> None:
-    """Atomically: the picture appears complete or not at all (an older one stays until it does)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
