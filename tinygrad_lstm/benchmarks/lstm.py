@@ -80,18 +80,19 @@ class HandFusedLSTM:
         h = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)  # h[t + 1] is the output of step t
         c = xp.zeros((steps + 1, batch, hidden), dtype=x.dtype)
         w_hh_t = xp.ascontiguousarray(w_hh.T)
+        i, f, g, o = gate_views(gates)
         for t in range(steps):
-            a = gates[t]
-            a += xp.dot(h[t], w_hh_t)
-            LSTM_FORWARD(xp, c[t], *gate_views(a), c[t + 1], h[t + 1], all_gates=a)
+            gates[t] += xp.dot(h[t], w_hh_t)
+            LSTM_FORWARD(xp, c[t], i[t], f[t], g[t], o[t], c[t + 1], h[t + 1], all_gates=gates[t])
 
         dgates = xp.empty_like(gates)
+        di, df, dg, do = gate_views(dgates)
         ones = xp.ones((batch, hidden), dtype=x.dtype)  # d(output.sum()) / d(h_t)
         dh = xp.zeros((batch, hidden), dtype=x.dtype)
         dc, dc_prev = xp.zeros_like(dh), xp.empty_like(dh)
         for t in reversed(range(steps)):
             dh += ones
-            LSTM_BACKWARD(xp, *gate_views(gates[t]), c[t], c[t + 1], dh, dc, *gate_views(dgates[t]), dc_prev,
+            LSTM_BACKWARD(xp, i[t], f[t], g[t], o[t], c[t], c[t + 1], dh, dc, di[t], df[t], dg[t], do[t], dc_prev,
                           all_gates=gates[t], all_dgates=dgates[t])
             dc, dc_prev = dc_prev, dc
             xp.dot(dgates[t], w_hh, out=dh)

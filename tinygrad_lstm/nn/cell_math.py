@@ -31,8 +31,8 @@ from ..tensor import ElementwiseKernel
 
 def gate_views(gates):
     """The (B, H) views i, f, g, o of a (B, 4H) gate buffer, in PyTorch's row order."""
-    hidden = gates.shape[-1] // 4
-    return tuple(gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
+    h = gates.shape[-1] // 4
+    return gates[..., :h], gates[..., h : 2 * h], gates[..., 2 * h : 3 * h], gates[..., 3 * h :]
 
 
 @functools.lru_cache(maxsize=64)

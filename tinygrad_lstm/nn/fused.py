@@ -115,9 +115,11 @@ class FusedLSTMLayer(Function):
         cs = xp.empty_like(hs)
         hs[0], cs[0] = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a matmul with the transposed view is up to 3x slower
+        i, f, g, o = gate_views(gates)  # (T, B, H) each: step t's gates are i[t], f[t], g[t], o[t]
         with blas_threads(xp, step_work(h0, w_hh)):
             for t in range(steps):
-                _forward_step(xp, gates[t], hs[t], cs[t], w_hh_t, hs[t + 1], cs[t + 1])
+                gates[t] += xp.dot(hs[t], w_hh_t)
+                LSTM_FORWARD(xp, cs[t], i[t], f[t], g[t], o[t], cs[t + 1], hs[t + 1], all_gates=gates[t])
         self.saved = (gates, hs, cs, w_hh)
         self.details = {"cell": "LSTM", "steps": steps, "gates": LSTM_GATES}
         return hs[1:], cs[-1]
@@ -129,11 +131,14 @@ class FusedLSTMLayer(Function):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
         dc_prev = xp.empty_like(dc)
+        i, f, g, o = gate_views(gates)
+        di, df, dg, do = gate_views(dgates)
         with blas_threads(xp, step_work(dh, w_hh)):
             for t in reversed(range(gates.shape[0])):
                 if g_hs is not None:
                     dh += g_hs[t]  # plus what the output hs[t] gets from the loss
-                _backward_step(xp, gates[t], cs[t], cs[t + 1], dh, dc, dgates[t], dc_prev)
+                LSTM_BACKWARD(xp, i[t], f[t], g[t], o[t], cs[t], cs[t + 1], dh, dc, di[t], df[t], dg[t], do[t], dc_prev,
+                              all_gates=gates[t], all_dgates=dgates[t])
                 dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
                 if t or needs[1]:
                     xp.dot(dgates[t], w_hh, out=dh)
