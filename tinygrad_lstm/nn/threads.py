@@ -3,12 +3,12 @@
 A step's matmul (B, H) @ (H, kH) is tiny next to what BLAS threads are built for: waking them, and on
 a loaded machine waiting for a core to run them, costs more than the product itself, and OpenBLAS
 threads spin while they wait, taking the core the Python loop needs. Measured on the project's 2-core
-VM (2026-12-02, loaded by other jobs, `benchmarks/lstm.py --threads both`): two threads made the step's
-matmuls 0.9-1.2x as fast up to 2^20 multiply-adds and 2-6x slower from 2^21 to 2^29, and a whole
-training step of nn.LSTM at (1, 32, 32, 200) 11x slower (57.7 vs 5.1 ms) when only its input projection
-and weight gradients kept two threads. So every BLAS call of the fused ops runs on one thread below
-`PARALLEL_WORK` multiply-adds per call or while other processes keep the cores busy, and on what BLAS
-was given otherwise (large batches and hidden sizes on a many-core machine of one's own).
+VM (2026-12-02, `benchmarks/lstm.py --threads both`): loaded by other jobs, two threads made a whole
+training step of nn.LSTM at (1, 32, 32, 200) 11x slower (57.7 vs 5.1 ms); idle, two threads made the
+steps from 2^21 multiply-adds per matmul up 1.5-1.8x faster ((32, 128, 128, 50): 11.0 vs 17.0 ms;
+(32, 512, 512, 100): 221 vs 389 ms) and changed nothing below. So every BLAS call of the fused ops runs
+on one thread below `PARALLEL_WORK` multiply-adds per call or while other processes keep the cores busy
+(the load average), and on what BLAS was given otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 import functools
 import os
 
-PARALLEL_WORK = 1 << 29
+PARALLEL_WORK = 1 << 20
 """Multiply-adds in one matmul from which BLAS keeps all its threads (on a machine that is not busy)."""
 
 
