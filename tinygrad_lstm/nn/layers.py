@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, ones, zeros
-from ..tensor.errors import ArgumentError
+from ..tensor import Tensor, errors, ones, zeros
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -20,7 +19,7 @@ def _check_sizes(layer: str, **sizes) -> None:
     """Layer sizes are non-negative integers; a bad one is named (not "negative dimensions are not allowed")."""
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-            raise ArgumentError(f"{layer}: {name} must be a non-negative integer, got {value!r}")
+            raise errors.ArgumentError(f"{layer}: {name} must be a non-negative integer, got {value!r}")
 
 
 class Linear(Module):

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..tensor import Tensor, array_module, no_grad
-from ..tensor.tensor import HookHandle
+from ..tensor import HookHandle, Tensor, no_grad
 
 
 def _from_torch(value):
@@ -242,9 +241,7 @@ class Module:
             for t in [*self.parameters(), *self.buffers()]:
                 if not moves_only and t.dtype.kind != "f":
                     continue
-                moved = t.to(target)
-                t.array, t.device, t._xp = moved.array, moved.device, array_module(moved.device)
-                t._version_counter = None  # new storage
+                t.data = t.to(target)  # new storage, the same Tensor object
                 if t.grad is not None:
                     t.grad = t.grad.to(target)
         return self

@@ -46,15 +46,15 @@ from .graph import (
     walk_graph,
 )
 from .serialization import load, save, write_atomically
-from .tensor import Tensor, apply, cat, linear, matmul, maximum, minimum, stack, where
+from .tensor import HookHandle, Tensor, apply, cat, linear, matmul, maximum, minimum, stack, where
 
 __all__ = [
-    "ElementwiseKernel", "Function", "GraphView", "Tensor", "apply", "arange", "array_module", "as_tensor", "autograd",
-    "cat", "detect_anomaly", "empty", "enable_grad", "errors", "eye", "from_numpy", "full", "full_like", "gradcheck",
-    "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "linear", "linspace", "load", "manual_seed",
-    "matmul", "maximum", "minimum", "name_scope", "no_grad", "ones", "ones_like", "rand", "rand_like", "randint",
-    "randn", "randn_like", "retain_grads", "save", "set_grad_enabled", "stack", "walk_graph", "write_atomically",
-    "where", "zeros", "zeros_like",
+    "ElementwiseKernel", "Function", "GraphView", "HookHandle", "Tensor", "apply", "arange", "array_module",
+    "as_tensor", "autograd", "cat", "detect_anomaly", "empty", "enable_grad", "errors", "eye", "from_numpy", "full",
+    "full_like", "gradcheck", "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "linear", "linspace",
+    "load", "manual_seed", "matmul", "maximum", "minimum", "name_scope", "no_grad", "ones", "ones_like", "rand",
+    "rand_like", "randint", "randn", "randn_like", "retain_grads", "save", "set_grad_enabled", "stack", "walk_graph",
+    "write_atomically", "where", "zeros", "zeros_like",
 ]
 
 

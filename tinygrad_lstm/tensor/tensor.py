@@ -164,13 +164,12 @@ class Tensor:
 
     @data.setter
     def data(self, value: Tensor) -> None:
-        """`p.data = t` makes `p` use `t`'s storage (as PyTorch); shape and dtype may change, the device not."""
+        """`p.data = t` makes `p` use `t`'s storage, as PyTorch: shape, dtype and device may change (this is how
+        `Module.to` moves parameters while optimizers keep holding the same objects)."""
         if not isinstance(value, Tensor):
             raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
-        if value.device != self.device:
-            raise DeviceError(f"Tensor.data: the new data is on {value.device!r} but the tensor on {self.device!r}")
         if value.array is not self.array:
-            self.array, self._version_counter = value.array, None
+            self.array, self.device, self._xp, self._version_counter = value.array, value.device, value._xp, None
 
     @property
     def _version(self) -> int:
