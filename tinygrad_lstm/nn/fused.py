@@ -131,6 +131,8 @@ class FusedLSTMLayer(Function):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
         dc_prev = xp.empty_like(dc)
+        if g_hs is not None:  # one copy: a broadcast gradient (from a sum) is slow to add row by row (2x, measured)
+            g_hs = xp.ascontiguousarray(g_hs)
         i, f, g, o = gate_views(gates)
         di, df, dg, do = gate_views(dgates)
         with blas_threads(xp, step_work(dh, w_hh)):
@@ -184,6 +186,7 @@ class FusedGRULayer(Function):
         dn = xp.empty_like(hns)  # the candidate's input projection's (dr, dz are the same for both)
         gh = xp.zeros_like(hs[0])  # what reaches h_t, from above and from step t + 1
         direct = xp.empty_like(gh)  # what reaches h_prev past the matmul: gh * z
+        g_hs = xp.ascontiguousarray(g_hs)  # a broadcast gradient is slow to add row by row
         with blas_threads(xp, step_work(gh, w_hh)):
             for t in reversed(range(gates.shape[0])):
                 gh += g_hs[t]
@@ -225,6 +228,7 @@ class FusedRNNLayer(Function):
         step_backward = RNN_STEPS[nonlinearity][1]
         dpre = xp.empty_like(hs)
         gh = xp.zeros_like(h0)
+        g_hs = xp.ascontiguousarray(g_hs)  # a broadcast gradient is slow to add row by row
         with blas_threads(xp, step_work(h0, w_hh)):
             for t in reversed(range(hs.shape[0])):
                 gh += g_hs[t]
