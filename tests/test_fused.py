@@ -347,8 +347,19 @@ def test_benchmark_runs_and_prints_ratios(capsys):
 
     assert main(["--sizes", "2,3,4,5", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
-    for table in ("LSTM", "GRU", "RNN"):
-        assert f"\n{table} (ms)" in out
-    assert "layer/ceiling" in out and "cells/torch" in out and "fused cells/torch" in out and "2,3,4,5" in out
+    lstm_columns = ["layer", "ceiling", "cells", "fused cells", "torch layer", "torch cells", "layer/ceiling",
+                    "layer/torch", "cells/torch", "fused cells/torch"]
+    other_columns = [c for c in lstm_columns if "fused" not in c]
+    ratios = {"layer/ceiling": ("layer", "ceiling"), "layer/torch": ("layer", "torch layer"),
+              "cells/torch": ("cells", "torch cells"), "fused cells/torch": ("fused cells", "torch cells")}
+    for table, columns in (("LSTM", lstm_columns), ("GRU", other_columns), ("RNN", other_columns)):
+        header, row = out.split(f"\n{table} (ms)\n")[1].splitlines()[:2]
+        assert header.split() == " ".join(["batch,input,hidden,steps", *columns]).split()
+        size, *numbers = row.split()
+        values = dict(zip(columns, map(float, numbers), strict=True))
+        assert size == "2,3,4,5" and all(v > 0 for v in values.values())
+        for ratio, (top, bottom) in ratios.items():  # each printed ratio is what its two columns give
+            if ratio in values:
+                assert values[ratio] == pytest.approx(values[top] / values[bottom], rel=0.02, abs=0.011), ratio
     with pytest.raises(SystemExit):
         main(["--sizes", "2,3,4"])
