@@ -20,7 +20,7 @@ them). Every loop runs its small per-step matmuls on one BLAS thread unless they
 
 from __future__ import annotations
 
-from ..tensor import Function, Tensor, apply
+from ..tensor import Function, Tensor, apply, ops
 from .cell_math import GRU_BACKWARD, GRU_FORWARD, LSTM_BACKWARD, LSTM_FORWARD, RNN_STEPS, gate_views, gru_gate_views
 from .threads import blas_threads, step_work
 
@@ -40,27 +40,21 @@ def _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev) -> None:
                   all_gates=gates, all_dgates=dgates)
 
 
-class InputProjection(Function):
-    """rows @ W_ih^T + b (tl.linear's math) for every step of a layer at once, under the fused ops' BLAS thread rule.
-
-    The layer's other BLAS calls run inside its fused node; this keeps the projection and its gradients on
-    the same rule (`threads.py`): a small layer's whole training step then runs on one BLAS thread.
+class InputProjection(ops.Linear):
+    """The engine's `Linear` (rows @ W_ih^T + b, what tl.linear records) for every step of a layer at once, under the
+    fused ops' BLAS thread rule: the layer's other BLAS calls run inside its fused node, and this keeps the
+    projection and its gradients on the same rule (`threads.py`), so a small layer's whole training step runs on
+    one BLAS thread.
     """
 
     def forward(self, rows, w_ih, bias=None):
-        self.saved = (rows, w_ih)
         with blas_threads(self.xp, rows.shape[0] * w_ih.size):
-            out = self.xp.dot(rows, w_ih.T)
-        if bias is not None:
-            out += bias
-        return out
+            return super().forward(rows, w_ih, bias)
 
     def backward(self, g):
         rows, w_ih = self.saved
-        needs, dot = self.needs_grad, self.xp.dot
         with blas_threads(self.xp, rows.shape[0] * w_ih.size):
-            grads = (dot(g, w_ih) if needs[0] else None, dot(g.T, rows) if needs[1] else None)
-        return grads if len(needs) == 2 else (*grads, g.sum(axis=0) if needs[2] else None)
+            return super().backward(g)
 
 
 def input_projection(rows: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:

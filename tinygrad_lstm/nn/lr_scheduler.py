@@ -30,7 +30,7 @@ class LRScheduler:
         self.step()
 
     def get_lr(self) -> list[float]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr(): each group's rate at last_epoch")
 
     def step(self) -> None:
         self.last_epoch += 1

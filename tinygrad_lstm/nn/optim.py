@@ -75,7 +75,7 @@ class Optimizer:
         return loss
 
     def _update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _update(p, grad, state, group): its update rule")
 
     # ------------------------------------------------------------ state
 

@@ -382,7 +382,7 @@ class _Recurrent(Module):
         return tuple(getattr(self, f"{n}{name}") for n in names)
 
     def _step(self, x: Tensor, state: tuple[Tensor, ...], weights: tuple) -> tuple[Tensor, ...]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _step(x, state, weights): one time step")
 
     def forward(self, x, hx=None):
         """x: (seq_len, batch, input_size) ((batch, seq_len, input_size) if batch_first), (seq_len, input_size),

@@ -8,7 +8,7 @@ stays the module that defines `Tensor`.
 import sys
 import types
 
-from . import autograd, creation, errors
+from . import autograd, creation, errors, ops
 from .backend import ElementwiseKernel, array_module
 from .creation import (
     arange,
@@ -52,7 +52,7 @@ __all__ = [
     "ElementwiseKernel", "Function", "GraphView", "HookHandle", "Tensor", "apply", "arange", "array_module",
     "as_tensor", "autograd", "cat", "detect_anomaly", "empty", "enable_grad", "errors", "eye", "from_numpy", "full",
     "full_like", "gradcheck", "inference_mode", "is_grad_enabled", "is_inference_mode_enabled", "linear", "linspace",
-    "load", "manual_seed", "matmul", "maximum", "minimum", "name_scope", "no_grad", "ones", "ones_like", "rand",
+    "load", "manual_seed", "matmul", "maximum", "minimum", "name_scope", "no_grad", "ops", "ones", "ones_like", "rand",
     "rand_like", "randint", "randn", "randn_like", "retain_grads", "save", "set_grad_enabled", "stack", "walk_graph",
     "write_atomically", "where", "zeros", "zeros_like",
 ]
