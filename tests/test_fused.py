@@ -25,12 +25,22 @@ def test_fused_cell_gradcheck(device):
     assert tl.gradcheck(fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
 
 
-def test_linear_gradcheck_and_values(device):
+@pytest.mark.parametrize("x_shape", [(3, 4), (4,), (2, 3, 4), (2, 0, 4)])
+def test_linear_gradcheck_and_values(device, x_shape):
+    """Any number of leading axes, as PyTorch's linear: (..., in) @ (out, in).T + (out,)."""
+    rng = np.random.default_rng(8)
+    x, weight, bias = (_tensor(rng, s, device) for s in (x_shape, (5, 4), (5,)))
+    assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
+    assert tl.gradcheck(tl.linear, [x, weight], atol=1e-7, rtol=1e-5)
+    out = tl.linear(x, weight, bias)
+    assert out.shape == x_shape[:-1] + (5,)
+    np.testing.assert_allclose(out.detach().numpy(), x.detach().numpy() @ weight.detach().numpy().T
+                               + bias.detach().numpy(), rtol=1e-14)
+
+
+def test_linear_rejects_shapes_that_do_not_fit(device):
     rng = np.random.default_rng(8)
     x, weight, bias = (_tensor(rng, s, device) for s in ((3, 4), (5, 4), (5,)))
-    assert tl.gradcheck(tl.linear, [x, weight, bias], atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(tl.linear(x, weight, bias).detach().numpy(), (x @ weight.T + bias).detach().numpy(),
-                               rtol=1e-14)
     with pytest.raises(ValueError, match=r"shapes x \(3, 4\), weight \(4, 5\), bias \(5,\) do not fit"):
         tl.linear(x, weight.T, bias)
 

@@ -41,27 +41,30 @@ def _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev) -> None:
 
 
 class InputProjection(ops.Linear):
-    """The engine's `Linear` (rows @ W_ih^T + b, what tl.linear records) for every step of a layer at once, under the
-    fused ops' BLAS thread rule: the layer's other BLAS calls run inside its fused node, and this keeps the
-    projection and its gradients on the same rule (`threads.py`), so a small layer's whole training step runs on
-    one BLAS thread.
+    """The engine's `Linear` (x @ W_ih^T + biases, what tl.linear records) for every step of a layer at once,
+    under the fused ops' BLAS thread rule: the layer's other BLAS calls run inside its fused node, and this
+    keeps the projection and its gradients on the same rule (`threads.py`), so a small layer's whole
+    training step runs on one BLAS thread.
     """
 
-    def forward(self, rows, w_ih, bias=None):
-        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
-            return super().forward(rows, w_ih, bias)
+    def forward(self, x, w_ih, *biases):
+        with blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size):
+            return super().forward(x, w_ih, *biases)
 
     def backward(self, g):
-        rows, w_ih = self.saved
-        with blas_threads(self.xp, rows.shape[0] * w_ih.size):
+        x, w_ih = self.saved
+        with blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size):
             return super().backward(g)
 
 
-def input_projection(rows: Tensor, w_ih: Tensor, bias: Tensor | None = None) -> Tensor:
-    """`tl.linear(rows, w_ih, bias)` as the fused layers compute it (see `InputProjection`); shapes as tl.linear's."""
-    if rows.ndim != 2 or w_ih.ndim != 2 or rows.shape[1] != w_ih.shape[1]:
-        raise ValueError(f"input_projection: rows {rows.shape} and w_ih {w_ih.shape} do not fit (N, in), (out, in)")
-    return apply(InputProjection, rows, w_ih) if bias is None else apply(InputProjection, rows, w_ih, bias)
+def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:
+    """x @ w_ih.T + the biases as one node (see `InputProjection`): x (T, B, in) or (rows, in), w_ih (G, in),
+    each bias (G,) or None. A layer passes b_ih and b_hh both, so their sum costs no node of its own."""
+    given = [b for b in biases if b is not None]
+    if x.ndim < 2 or w_ih.ndim != 2 or x.shape[-1] != w_ih.shape[1] or any(b.shape != w_ih.shape[:1] for b in given):
+        raise ValueError(f"input_projection: x {x.shape}, w_ih {w_ih.shape} and biases "
+                         f"{[b.shape for b in given]} do not fit (..., in), (G, in), (G,)")
+    return apply(InputProjection, x, w_ih, *given)
 
 
 class FusedLSTMCell(Function):

@@ -299,13 +299,8 @@ def fused_lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_h
                     b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     """`lstm_step` as one fused node (plus the input projection)."""
     c_prev.tag("highway")
-    return _mark_lstm_state(*fused_lstm_cell(_projection(x, w_ih, b_ih, b_hh), h_prev, c_prev, w_hh,
+    return _mark_lstm_state(*fused_lstm_cell(input_projection(x, w_ih, b_ih, b_hh), h_prev, c_prev, w_hh,
                                              overwrite_xw=True))
-
-
-def _projection(rows: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor:
-    """rows @ W_ih.T + b_ih + b_hh, one node: the xw of every row (every step, for a layer) at once."""
-    return input_projection(rows, w_ih, None if b_ih is None else b_ih + b_hh)
 
 
 def _state_pair(who: str, hx) -> tuple[Tensor | None, Tensor | None]:
@@ -393,86 +388,88 @@ class _Recurrent(Module):
         H_out = proj_size or hidden_size. Unbatched inputs give unbatched results.
         """
         packed = isinstance(x, PackedSequence)
-        rows, batch_sizes, batched = self._time_major_rows(x)
-        steps, batch = len(batch_sizes), batch_sizes[0]
-        states = self._initial_states(hx, batch, batched, rows, x.sorted_indices if packed else None)
+        seq, batch_sizes, batched = self._time_major(x)
+        states = self._initial_states(hx, batch_sizes[0], batched, seq, x.sorted_indices if packed else None)
         finals = []
         for k in range(self.num_layers):
             with name_scope(f"layer {k}") if self.num_layers > 1 else contextlib.nullcontext():
                 outputs = []
                 for d, suffix in enumerate(self._directions):
                     with name_scope("reverse") if d else contextlib.nullcontext():
-                        hs, final = self._direction(self._weights(f"_l{k}{suffix}"), rows,
+                        hs, final = self._direction(self._weights(f"_l{k}{suffix}"), seq,
                                                     states[k * len(self._directions) + d], batch_sizes, d == 1)
                     outputs.append(hs)
                     finals.append(final)
-                rows = outputs[0] if len(outputs) == 1 else cat(outputs, axis=1)
+                seq = outputs[0] if len(outputs) == 1 else cat(outputs, axis=-1)
                 if self.dropout and self.training and k < self.num_layers - 1:
                     with name_scope("dropout"):
-                        rows = dropout(rows, self.dropout)
+                        seq = dropout(seq, self.dropout)
         if packed:
+            rows = seq if seq.ndim == 2 else seq.reshape(x.data.shape[0], seq.shape[2])
             output = PackedSequence(rows, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
         elif not batched:
-            output = rows
+            output = seq.reshape(seq.shape[0], seq.shape[2])
         else:
-            output = rows.reshape(steps, batch, rows.shape[1])
-            output = output.permute(1, 0, 2) if self.batch_first else output
+            output = seq.permute(1, 0, 2) if self.batch_first else seq
         last = []
         for j in range(len(self.state_names)):
-            s = stack([final[j] for final in finals])
+            parts = [final[j] for final in finals]
+            s = stack(parts) if len(parts) > 1 else parts[0].reshape(1, *parts[0].shape)
             if packed and x.unsorted_indices is not None:
                 s = s[:, x.unsorted_indices]
             last.append(s if batched else s.reshape(s.shape[0], s.shape[2]))
         return output, self._pack(last)
 
-    def _time_major_rows(self, x) -> tuple[Tensor, list[int], bool]:
-        """Check the input; return its rows time-major (step t is the next batch_sizes[t] rows), the batch
-        sizes, and whether it had a batch axis."""
+    def _time_major(self, x) -> tuple[Tensor, list[int], bool]:
+        """Check the input; return it time-major with the batch sizes of its steps, and whether it had a batch axis.
+
+        Sequences of one length come as (steps, batch, features); a PackedSequence of unequal lengths as its
+        rows (step t is the next batch_sizes[t] rows).
+        """
         who = type(self).__name__
         if isinstance(x, PackedSequence):
             _check_tensor(who, "PackedSequence data", x.data, self.weight_ih_l0)
             if x.data.ndim != 2 or x.data.shape[1] != self.input_size:
                 raise ValueError(f"{who}: a PackedSequence's data must be (sum(lengths), input_size "
                                  f"{self.input_size}), got shape {x.data.shape}")
-            return x.data, packed_batch_sizes(x), True
+            batch_sizes = packed_batch_sizes(x)
+            if len(set(batch_sizes)) > 1:
+                return x.data, batch_sizes, True
+            return x.data.reshape(len(batch_sizes), batch_sizes[0], self.input_size), batch_sizes, True
         _check_tensor(who, "input", x, self.weight_ih_l0)
         layout = "(batch, seq_len, input_size)" if self.batch_first else "(seq_len, batch, input_size)"
         _check_features(who, x, self.input_size, (2, 3), layout)
         if x.shape[0 if x.ndim == 2 or not self.batch_first else 1] == 0:
             raise ValueError(f"{who}: the input sequence is empty (shape {x.shape})")
         if x.ndim == 2:
-            return x, [1] * x.shape[0], False
+            return x.reshape(x.shape[0], 1, x.shape[1]), [1] * x.shape[0], False
         if self.batch_first:
-            batch, steps = x.shape[:2]
-            return x.permute(1, 0, 2).reshape(steps * batch, x.shape[2]), [batch] * steps, True
-        steps, batch = x.shape[:2]
-        return x.reshape(steps * batch, x.shape[2]), [batch] * steps, True
+            x = x.permute(1, 0, 2)
+        return x, [x.shape[1]] * x.shape[0], True
 
     def _pack(self, last: list[Tensor]):
         return last[0]
 
-    def _direction(self, weights: tuple, rows: Tensor, state: tuple[Tensor, ...], batch_sizes: list[int],
+    def _direction(self, weights: tuple, seq: Tensor, state: tuple[Tensor, ...], batch_sizes: list[int],
                    reverse: bool) -> tuple[Tensor, tuple]:
-        """One direction of one layer: `_layer`, over the rows reversed in time for the reverse direction."""
+        """One direction of one layer: `_layer`, over the sequences reversed in time for the reverse direction."""
         if not reverse:
-            return self._layer(weights, rows, state, batch_sizes)
-        if len(set(batch_sizes)) == 1:  # equal lengths: flip the time axis (a view)
-            steps, batch = len(batch_sizes), batch_sizes[0]
-            flip = (slice(None, None, -1),)
-            hs, final = self._layer(weights, rows.reshape(steps, batch, rows.shape[1])[flip].reshape(rows.shape), state,
-                                    batch_sizes)
-            return hs.reshape(steps, batch, hs.shape[1])[flip].reshape(hs.shape), final
+            return self._layer(weights, seq, state, batch_sizes)
+        if seq.ndim == 3:  # one length: flip the time axis (a view)
+            hs, final = self._layer(weights, seq[::-1], state, batch_sizes)
+            return hs[::-1], final
         order = reversed_in_time(batch_sizes)  # its own inverse
-        hs, final = self._layer(weights, rows[order], state, batch_sizes)
+        hs, final = self._layer(weights, seq[order], state, batch_sizes)
         return hs[order], final
 
-    def _layer(self, weights: tuple, rows: Tensor, state: tuple[Tensor, ...],
+    def _layer(self, weights: tuple, seq: Tensor, state: tuple[Tensor, ...],
                batch_sizes: list[int]) -> tuple[Tensor, tuple]:
-        """Run one direction of a layer forward over time-major rows, batch_sizes[t] of them at step t.
+        """Run one direction of a layer forward over time-major `seq` (see `_time_major`), step by step.
 
-        Returns the outputs h_t as rows (sum(batch_sizes), H_out) and the final state, batch in order.
-        A sequence that ends (the batch shrinks) sets its state aside as its final one.
+        Returns the outputs h_t laid out as `seq` and the final state, batch in order. A sequence that
+        ends (the batch shrinks) sets its state aside as its final one.
         """
+        rows = seq if seq.ndim == 2 else seq.reshape(seq.shape[0] * seq.shape[1], seq.shape[2])
         outputs: list[Tensor] = []
         ended: list[tuple[Tensor, ...]] = []  # the final states of sequences that have ended
         for t, x in enumerate(rows.split(batch_sizes)):
@@ -486,7 +483,8 @@ class _Recurrent(Module):
             outputs.append(state[0])
         if ended:
             state = tuple(cat([s, *(done[j] for done in ended)]) for j, s in enumerate(state))
-        return (cat(outputs) if len(outputs) > 1 else outputs[0]), state
+        hs = cat(outputs) if len(outputs) > 1 else outputs[0]
+        return (hs if seq.ndim == 2 else hs.reshape(seq.shape[0], seq.shape[1], hs.shape[1])), state
 
     def _initial_states(self, hx, batch: int, batched: bool, x: Tensor, order: Tensor | None = None
                         ) -> list[tuple[Tensor, ...]]:
@@ -569,15 +567,14 @@ class RNN(_Recurrent):
     def _step(self, x, state, weights):
         return (rnn_step(x, state[0], *weights, self.nonlinearity),)
 
-    def _layer(self, weights, rows, state, batch_sizes):
-        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
-            return super()._layer(weights, rows, state, batch_sizes)
+    def _layer(self, weights, seq, state, batch_sizes):
+        if not self.fused or seq.ndim == 2:  # packed with unequal lengths: step by step
+            return super()._layer(weights, seq, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh = weights
-        xw = _projection(rows, w_ih, b_ih, b_hh)
-        hs = fused_rnn(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), state[0], w_hh,
-                       nonlinearity=self.nonlinearity, overwrite_xw=True)
+        hs = fused_rnn(input_projection(seq, w_ih, b_ih, b_hh), state[0], w_hh, nonlinearity=self.nonlinearity,
+                       overwrite_xw=True)
         hs.name = "hs"
-        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
+        return hs, (hs[-1],)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
@@ -604,17 +601,17 @@ class GRU(_Recurrent):
     def _step(self, x, state, weights):
         return (gru_step(x, state[0], *weights),)
 
-    def _layer(self, weights, rows, state, batch_sizes):
-        if not self.fused or len(set(batch_sizes)) != 1:  # packed with unequal lengths: step by step
-            return super()._layer(weights, rows, state, batch_sizes)
+    def _layer(self, weights, seq, state, batch_sizes):
+        if not self.fused or seq.ndim == 2:  # packed with unequal lengths: step by step
+            return super()._layer(weights, seq, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh = weights
         h0 = state[0]
         h0.tag("highway")
-        xw = input_projection(rows, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share
-        hs = fused_gru(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, w_hh, b_hh, overwrite_xw=True)
+        xw = input_projection(seq, w_ih, b_ih)  # b_hh stays apart: the reset gate scales the candidate's share
+        hs = fused_gru(xw, h0, w_hh, b_hh, overwrite_xw=True)
         hs.tag("highway")
         hs.name = "hs"
-        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1],)
+        return hs, (hs[-1],)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.fused else ", fused=False")
@@ -669,20 +666,19 @@ class LSTM(_Recurrent):
             return fused_lstm_step(x, *state, *weights)
         w_ih, w_hh, b_ih, b_hh = weights  # h_prev is projected, so w_hh is (4H, proj_size): not fused_lstm_cell's
         state[1].tag("highway")
-        return _mark_lstm_state(*fused_variant_cell(_projection(x, w_ih, b_ih, b_hh), *state, w_hh))
+        return _mark_lstm_state(*fused_variant_cell(input_projection(x, w_ih, b_ih, b_hh), *state, w_hh))
 
-    def _layer(self, weights, rows, state, batch_sizes):
-        if not self.fused or self.proj_size or len(set(batch_sizes)) != 1:  # projected or packed: step by step
-            return super()._layer(weights, rows, state, batch_sizes)
+    def _layer(self, weights, seq, state, batch_sizes):
+        if not self.fused or self.proj_size or seq.ndim == 2:  # projected or packed: step by step
+            return super()._layer(weights, seq, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh = weights
         h0, c0 = state
         c0.tag("highway")
-        xw = _projection(rows, w_ih, b_ih, b_hh)  # one matmul for every step's input projection
-        hs, c = fused_lstm(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, c0, w_hh,
-                           overwrite_xw=True)
+        xw = input_projection(seq, w_ih, b_ih, b_hh)  # one matmul for every step's input projection
+        hs, c = fused_lstm(xw, h0, c0, w_hh, overwrite_xw=True)
         c.tag("highway")
         hs.name, c.name = "hs", "c"
-        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1], c)
+        return hs, (hs[-1], c)
 
     def _pack(self, last):
         return last[0], last[1]

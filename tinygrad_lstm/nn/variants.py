@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 from ..tensor import Tensor, name_scope
+from .fused import input_projection
 from .module import Module
 from .rnn import (
     LSTM,
@@ -33,7 +34,6 @@ from .rnn import (
     _Cell,
     _mark_lstm_state,
     _pieces,
-    _projection,
     _Recurrent,
     _state_pair,
     _unbatched,
@@ -111,7 +111,7 @@ def fused_variant_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, 
                        squash: bool = True) -> tuple[Tensor, Tensor]:
     """`variant_lstm_step` as one fused node (plus the input projection; w_ih None: x is that projection)."""
     c_prev.tag("highway")
-    xw = x if w_ih is None else _projection(x, w_ih, b_ih, b_hh)
+    xw = x if w_ih is None else input_projection(x, w_ih, b_ih, b_hh)
     return _mark_lstm_state(*fused_variant_cell(xw, h_prev, c_prev, w_hh, *peepholes, gates=gates, coupled=coupled,
                                                 squash=squash))
 
@@ -189,21 +189,20 @@ class LSTMVariant(LSTM):
         step = fused_variant_step if self.fused else variant_lstm_step
         return step(x, *state, *weights, **_step_options(self))
 
-    def _layer(self, weights, rows, state, batch_sizes):
+    def _layer(self, weights, seq, state, batch_sizes):
         """Fused: one node for the layer (`fused_variant_layer`), or, projected or packed, one per step."""
         if not self.fused:
-            return _Recurrent._layer(self, weights, rows, state, batch_sizes)
+            return _Recurrent._layer(self, weights, seq, state, batch_sizes)
         w_ih, w_hh, b_ih, b_hh, *rest = weights
-        xw = _projection(rows, w_ih, b_ih, b_hh)  # every step's input projection in one matmul
-        if self.proj_size or len(set(batch_sizes)) != 1:  # the steps get w_ih None: their x is projected
+        xw = input_projection(seq, w_ih, b_ih, b_hh)  # every step's input projection in one matmul
+        if self.proj_size or seq.ndim == 2:  # the steps get w_ih None: their x is projected
             return _Recurrent._layer(self, (None, w_hh, None, None, *rest), xw, state, batch_sizes)
         h0, c0 = state
         c0.tag("highway")
-        hs, c = fused_variant_layer(xw.reshape(len(batch_sizes), batch_sizes[0], xw.shape[1]), h0, c0, w_hh, *rest,
-                                    **_step_options(self))
+        hs, c = fused_variant_layer(xw, h0, c0, w_hh, *rest, **_step_options(self))
         c.tag("highway")
         hs.name, c.name = "hs", "c"
-        return hs.reshape(rows.shape[0], hs.shape[2]), (hs[-1], c)
+        return hs, (hs[-1], c)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + _variant_repr(self)

@@ -245,20 +245,29 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """x @ weight.T (+ bias) as one node (PyTorch's addmm), for 2-D x: no bias-free copy or transposed weight node."""
+    """x @ weight.T + every bias as one node (PyTorch's addmm), for x (..., in): no transposed weight node, no
+    node per bias (a recurrent layer adds b_ih and b_hh here), and the rows of all leading axes in one matmul."""
 
-    def forward(self, x, weight, bias=None):
+    def forward(self, x, weight, *biases):
         self.saved = (x, weight)
-        out = self.xp.dot(x, weight.T)
-        if bias is not None:
+        out = self.xp.dot(_rows(x), weight.T)
+        for bias in biases:
             out += bias
-        return out
+        return out.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
         x, weight = self.saved
         needs, dot = self.needs_grad, self.xp.dot
-        grads = (dot(g, weight) if needs[0] else None, dot(g.T, x) if needs[1] else None)
-        return grads if len(needs) == 2 else (*grads, g.sum(axis=0) if needs[2] else None)
+        g_rows = _rows(g)
+        d_bias = g_rows.sum(axis=0) if any(needs[2:]) else None  # the same for every bias (the walk copies on add)
+        return (dot(g_rows, weight).reshape(x.shape) if needs[0] else None,
+                dot(g_rows.T, _rows(x)) if needs[1] else None,
+                *(d_bias if need else None for need in needs[2:]))
+
+
+def _rows(a):
+    """a (..., n) as a 2-D (rows, n) array (a view when a is contiguous): what a BLAS matmul takes."""
+    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 # ---------------------------------------------------------------- elementwise unary

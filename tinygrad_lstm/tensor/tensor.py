@@ -1156,19 +1156,19 @@ def matmul(a, b) -> Tensor:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, x (N, in_features), weight (out_features, in_features), bias (out_features,).
+    """x @ weight.T + bias, x (..., in_features), weight (out_features, in_features), bias (out_features,).
 
     One graph node (PyTorch's addmm): layers that project many rows at once (a recurrent layer's input
-    projection for every step) keep one (N, out) array alive, not two, and a recurrent cell's step does
+    projection for every step) keep one (..., out) array alive, not two, and a recurrent cell's step does
     not add a node that transposes its weight.
     """
     for what, t in (("x", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and not (what == "bias" and t is None):
             raise TypeError(f"linear: {what} must be a Tensor, got {type(t).__name__}")
     bias_shape = None if bias is None else bias.shape
-    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1] or bias_shape not in (None, weight.shape[:1]):
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1] or bias_shape not in (None, weight.shape[:1]):
         raise ValueError(f"linear: shapes x {x.shape}, weight {weight.shape}, bias {bias_shape} do not fit "
-                         "x (N, in), weight (out, in), bias (out,)")
+                         "x (..., in), weight (out, in), bias (out,)")
     if any(t.dtype != x.dtype for t in (weight, bias) if t is not None):
         biased = "" if bias is None else f", bias {bias.dtype}"
         raise TypeError(f"linear: dtypes differ: x {x.dtype}, weight {weight.dtype}{biased}")
