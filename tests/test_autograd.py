@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lstm as tl
+from tinygrad_lstm import nn
 from tinygrad_lstm.tensor import Function, apply
 
 
@@ -131,6 +132,31 @@ def test_the_grad_of_a_leaf_is_its_own_array(device):
     x.backward(upstream)
     np.testing.assert_array_equal(upstream.numpy(), [1.0, 1.0])
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: nn.LSTM(3, 4, device=d), lambda d: nn.GRU(3, 4, device=d), lambda d: nn.RNN(3, 4, device=d),
+    lambda d: nn.LSTM(3, 4, fused=False, device=d), lambda d: nn.Linear(3, 4, device=d)],
+    ids=["lstm", "gru", "rnn", "lstm-composed", "linear"])
+def test_gradients_kept_without_a_copy_belong_to_one_leaf_and_accumulate(device, make):
+    """Ops with `fresh_gradients` hand their arrays to the leaves uncopied: no two leaves may then share memory
+    (b_ih and b_hh get equal gradients), and a second backward must add into each exactly once."""
+    module = make(device)
+    x = tl.randn(5, 2, 3, device=device, requires_grad=True)
+    leaves = [x, *module.parameters()]
+
+    def backward():
+        out = module(x)
+        (out[0] if isinstance(out, tuple) else out).sum().backward()
+
+    backward()
+    first = [leaf.grad.numpy().copy() for leaf in leaves]
+    for i, a in enumerate(leaves):
+        for b in leaves[i + 1 :]:
+            assert not np.shares_memory(a.grad.array, b.grad.array)
+    backward()
+    for leaf, once in zip(leaves, first, strict=True):
+        np.testing.assert_allclose(leaf.grad.numpy(), 2 * once, rtol=1e-6)
 
 
 def test_retain_graph_allows_a_second_backward(device):

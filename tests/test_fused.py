@@ -370,8 +370,8 @@ def test_benchmark_runs_and_prints_ratios(capsys):
         assert size == "2,3,4,5" and all(v > 0 for v in values.values())
         for ratio, (top, bottom) in ratios.items():  # each printed ratio is what its two columns give
             if ratio in values:
-                low = (values[top] - 0.005) / (values[bottom] + 0.005) - 0.005  # times and ratios print rounded
-                high = (values[top] + 0.005) / (values[bottom] - 0.005) + 0.005
+                low = (values[top] - 0.0005) / (values[bottom] + 0.0005) - 0.005  # times and ratios print rounded
+                high = (values[top] + 0.0005) / (values[bottom] - 0.0005) + 0.005
                 assert low <= values[ratio] <= high, ratio
     with pytest.raises(SystemExit):
         main(["--sizes", "2,3,4"])

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..tensor import Tensor, arange, maximum, minimum, rand, where
+from ..tensor import linear as tensor_linear
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -93,14 +94,13 @@ def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor 
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, with weight laid out (out_features, in_features) as PyTorch."""
+    """x @ weight.T + bias, with weight laid out (out_features, in_features) as PyTorch: one node (`tl.linear`)."""
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not end in in_features={weight.shape[1]} "
                          f"(weight has shape {weight.shape})")
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    return tensor_linear(x, weight, bias)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -40,6 +40,20 @@ def _backward_step(xp, gates, c_prev, c, gh, gc, dgates, dc_prev) -> None:
                   all_gates=gates, all_dgates=dgates)
 
 
+def step_gradients(xp, g_hs) -> list | None:
+    """What reaches each step's output h_t from the loss, as T contiguous (B, H) arrays (None: nothing reaches hs).
+
+    Contiguous, because adding a broadcast array row by row is 2x slower (measured). A loss that weighs every
+    step alike (`output.sum()`) sends one value broadcast along time: then one copy serves every step, as the
+    ceiling's `ones` does, instead of a (T, B, H) copy and a view per step.
+    """
+    if g_hs is None:
+        return None
+    if g_hs.strides[0] == 0:
+        return [xp.ascontiguousarray(g_hs[0])] * g_hs.shape[0]
+    return list(xp.ascontiguousarray(g_hs))
+
+
 class InputProjection(ops.Linear):
     """The engine's `Linear` (x @ W_ih^T + biases, what tl.linear records) for every step of a layer at once,
     under the fused ops' BLAS thread rule: the layer's other BLAS calls run inside its fused node, and this
@@ -69,6 +83,8 @@ def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:
 
 class FusedLSTMCell(Function):
     """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
+
+    fresh_gradients = True
 
     def forward(self, xw, h_prev, c_prev, w_hh, overwrite_xw=False):
         xp = self.xp
@@ -104,6 +120,8 @@ class FusedLSTMLayer(Function):
     one per step. That is what decides the speed of small LSTMs, where the per-step math is tiny.
     """
 
+    fresh_gradients = True
+
     def forward(self, xw, h0, c0, w_hh, overwrite_xw=False):
         xp = self.xp
         steps = xw.shape[0]
@@ -128,14 +146,13 @@ class FusedLSTMLayer(Function):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
         dc_prev = xp.empty_like(dc)
-        if g_hs is not None:  # one copy: a broadcast gradient (from a sum) is slow to add row by row (2x, measured)
-            g_hs = xp.ascontiguousarray(g_hs)
+        from_loss = step_gradients(xp, g_hs)
         i, f, g, o = gate_views(gates)
         di, df, dg, do = gate_views(dgates)
         with blas_threads(xp, step_work(dh, w_hh)):
             for t in reversed(range(gates.shape[0])):
-                if g_hs is not None:
-                    dh += g_hs[t]  # plus what the output hs[t] gets from the loss
+                if from_loss is not None:
+                    dh += from_loss[t]  # plus what the output hs[t] gets from the loss
                 LSTM_BACKWARD(xp, i[t], f[t], g[t], o[t], cs[t], cs[t + 1], dh, dc, di[t], df[t], dg[t], do[t], dc_prev,
                               all_gates=gates[t], all_dgates=dgates[t])
                 dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
@@ -153,6 +170,8 @@ class FusedGRULayer(Function):
     candidate's recurrent projection, bias included. Saved: the gates r, z, n and the candidate's
     recurrent projection hn of every step, and every h.
     """
+
+    fresh_gradients = True
 
     def forward(self, xw, h0, w_hh, b_hh=None, overwrite_xw=False):
         xp = self.xp
@@ -183,10 +202,10 @@ class FusedGRULayer(Function):
         dn = xp.empty_like(hns)  # the candidate's input projection's (dr, dz are the same for both)
         gh = xp.zeros_like(hs[0])  # what reaches h_t, from above and from step t + 1
         direct = xp.empty_like(gh)  # what reaches h_prev past the matmul: gh * z
-        g_hs = xp.ascontiguousarray(g_hs)  # a broadcast gradient is slow to add row by row
+        from_loss = step_gradients(xp, g_hs)
         with blas_threads(xp, step_work(gh, w_hh)):
             for t in reversed(range(gates.shape[0])):
-                gh += g_hs[t]
+                gh += from_loss[t]
                 dr, dz, dhn = gru_gate_views(dhw[t])
                 GRU_BACKWARD(xp, *gru_gate_views(gates[t]), hns[t], hs[t], gh, dr, dz, dn[t], dhn, direct)
                 if t or needs[1]:
@@ -204,6 +223,8 @@ class FusedRNNLayer(Function):
 
     The hs of every step are all the backward needs; with overwrite_xw they are written over xw.
     """
+
+    fresh_gradients = True
 
     def forward(self, xw, h0, w_hh, nonlinearity="tanh", overwrite_xw=False):
         xp = self.xp
@@ -225,10 +246,10 @@ class FusedRNNLayer(Function):
         step_backward = RNN_STEPS[nonlinearity][1]
         dpre = xp.empty_like(hs)
         gh = xp.zeros_like(h0)
-        g_hs = xp.ascontiguousarray(g_hs)  # a broadcast gradient is slow to add row by row
+        from_loss = step_gradients(xp, g_hs)
         with blas_threads(xp, step_work(h0, w_hh)):
             for t in reversed(range(hs.shape[0])):
-                gh += g_hs[t]
+                gh += from_loss[t]
                 step_backward(xp, hs[t], gh, dpre[t])
                 if t or needs[1]:
                     xp.dot(dpre[t], w_hh, out=gh)

@@ -15,7 +15,7 @@ import math
 import re
 import warnings
 
-from ..tensor import Function, Tensor, apply, cat, linear, name_scope, rand, stack, zeros
+from ..tensor import Function, Tensor, apply, cat, linear, name_scope, rand, zeros
 from .functional import dropout
 from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
@@ -51,16 +51,17 @@ class GateInputs(Function):
                 out += bias
         return out
 
+    fresh_gradients = True
+
     def backward(self, g):
         x, h, w_ih, w_hh = self.saved
         needs, dot = self.needs_grad, self.xp.dot
-        bias = g.sum(axis=0) if any(needs[4:]) else None
         return (
             dot(g, w_ih) if needs[0] else None,
             dot(g, w_hh) if needs[1] else None,
             dot(g.T, x) if needs[2] else None,
             dot(g.T, h) if needs[3] else None,
-            *(bias if need else None for need in needs[4:]),
+            *(g.sum(axis=0) if need else None for need in needs[4:]),  # an array per bias: see fresh_gradients
         )
 
 
@@ -413,8 +414,8 @@ class _Recurrent(Module):
             output = seq.permute(1, 0, 2) if self.batch_first else seq
         last = []
         for j in range(len(self.state_names)):
-            parts = [final[j] for final in finals]
-            s = stack(parts) if len(parts) > 1 else parts[0].reshape(1, *parts[0].shape)
+            parts = [final[j] for final in finals]  # (1, batch, size) each
+            s = cat(parts) if len(parts) > 1 else parts[0]
             if packed and x.unsorted_indices is not None:
                 s = s[:, x.unsorted_indices]
             last.append(s if batched else s.reshape(s.shape[0], s.shape[2]))
@@ -466,8 +467,8 @@ class _Recurrent(Module):
                batch_sizes: list[int]) -> tuple[Tensor, tuple]:
         """Run one direction of a layer forward over time-major `seq` (see `_time_major`), step by step.
 
-        Returns the outputs h_t laid out as `seq` and the final state, batch in order. A sequence that
-        ends (the batch shrinks) sets its state aside as its final one.
+        Returns the outputs h_t laid out as `seq` and the final state, each (1, batch, size), batch in order.
+        A sequence that ends (the batch shrinks) sets its state aside as its final one.
         """
         rows = seq if seq.ndim == 2 else seq.reshape(seq.shape[0] * seq.shape[1], seq.shape[2])
         outputs: list[Tensor] = []
@@ -484,7 +485,8 @@ class _Recurrent(Module):
         if ended:
             state = tuple(cat([s, *(done[j] for done in ended)]) for j, s in enumerate(state))
         hs = cat(outputs) if len(outputs) > 1 else outputs[0]
-        return (hs if seq.ndim == 2 else hs.reshape(seq.shape[0], seq.shape[1], hs.shape[1])), state
+        hs = hs if seq.ndim == 2 else hs.reshape(seq.shape[0], seq.shape[1], hs.shape[1])
+        return hs, tuple(s.reshape(1, *s.shape) for s in state)
 
     def _initial_states(self, hx, batch: int, batched: bool, x: Tensor, order: Tensor | None = None
                         ) -> list[tuple[Tensor, ...]]:
@@ -574,7 +576,7 @@ class RNN(_Recurrent):
         hs = fused_rnn(input_projection(seq, w_ih, b_ih, b_hh), state[0], w_hh, nonlinearity=self.nonlinearity,
                        overwrite_xw=True)
         hs.name = "hs"
-        return hs, (hs[-1],)
+        return hs, (hs[-1:],)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
@@ -611,7 +613,7 @@ class GRU(_Recurrent):
         hs = fused_gru(xw, h0, w_hh, b_hh, overwrite_xw=True)
         hs.tag("highway")
         hs.name = "hs"
-        return hs, (hs[-1],)
+        return hs, (hs[-1:],)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.fused else ", fused=False")
@@ -678,7 +680,7 @@ class LSTM(_Recurrent):
         hs, c = fused_lstm(xw, h0, c0, w_hh, overwrite_xw=True)
         c.tag("highway")
         hs.name, c.name = "hs", "c"
-        return hs, (hs[-1], c)
+        return hs, (hs[-1:], c.reshape(1, *c.shape))
 
     def _pack(self, last):
         return last[0], last[1]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from ..tensor import ElementwiseKernel, Function, Tensor, apply
 from .cell_math import gate_views, sigmoid_
+from .fused import step_gradients
 
 GATE_SCOPES = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
 
@@ -266,9 +267,10 @@ class FusedVariantLayer(_VariantNode):
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
         dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (its buffer is reused)
         dc_prev = xp.empty_like(dc)
+        from_loss = step_gradients(xp, g_hs)
         for t in reversed(range(buffers.shape[0])):
-            if g_hs is not None:
-                dh += g_hs[t]  # plus what the output hs[t] gets from the loss
+            if from_loss is not None:
+                dh += from_loss[t]  # plus what the output hs[t] gets from the loss
             _backward_step(xp, buffers[t], cs[t], cs[t + 1], dh, dc, weights, flags, dgates[t], dc_prev)
             dc, dc_prev = dc_prev, dc  # two buffers, swapped each step
             dh = xp.dot(dgates[t], w_full)

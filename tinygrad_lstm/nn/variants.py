@@ -202,7 +202,7 @@ class LSTMVariant(LSTM):
         hs, c = fused_variant_layer(xw, h0, c0, w_hh, *rest, **_step_options(self))
         c.tag("highway")
         hs.name, c.name = "hs", "c"
-        return hs, (hs[-1], c)
+        return hs, (hs[-1:], c.reshape(1, *c.shape))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + _variant_repr(self)

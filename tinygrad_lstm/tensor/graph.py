@@ -232,6 +232,11 @@ class Function:
     # None when the node saved nothing
     saved_outputs: tuple[tuple[int, VersionCounter], ...]  # (output index, counter) of outputs kept in `saved`,
     # added when such an output first gets a counter (before anything can change it)
+    fresh_gradients = False
+    """True when `backward` returns arrays it allocated itself, each for one input only: the walk may then keep
+    them as they are (as a leaf's .grad, or to sum into) instead of copying, as PyTorch's AccumulateGrad takes a
+    gradient nobody else holds. Set it only on ops whose backward never returns a view, a saved array or one of
+    its gradient inputs."""
 
     @property
     def op(self) -> str:
@@ -336,8 +341,8 @@ class _Gradient:
 
     __slots__ = ("array", "owned")
 
-    def __init__(self, array):
-        self.array, self.owned = array, False
+    def __init__(self, array, owned: bool = False):
+        self.array, self.owned = array, owned
 
     def add(self, g) -> None:
         if self.owned:
@@ -432,12 +437,12 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
     hooked: dict[tuple[int, int], Tensor] = {}  # (id(node), output index) -> a non-leaf with hooks
     anomaly = STATE.detect_anomaly
 
-    def deliver(t: Tensor, g) -> None:
+    def deliver(t: Tensor, g, owned: bool = False) -> None:
         fn = t.grad_fn
         if fn is None:
             entry = leaves.get(id(t))
             if entry is None:
-                leaves[id(t)] = (t, _Gradient(g))
+                leaves[id(t)] = (t, _Gradient(g, owned))
             else:
                 entry[1].add(g)
             return
@@ -446,7 +451,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
             slots = pending[id(fn)] = [None] * fn.num_outputs
         slot = slots[t._output_index]
         if slot is None:
-            slots[t._output_index] = _Gradient(g)
+            slots[t._output_index] = _Gradient(g, owned)
         else:
             slot.add(g)
         if t.retains_grad:
@@ -476,7 +481,7 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
                 if s is not None and s.owned and not is_finite(s.array):  # each part was finite: the sum overflowed
                     raise FloatingPointError(f"anomaly: the gradients reaching output {i} of op {fn.op!r}"
                                              f"{_in_scope(fn)} are finite, but their sum overflowed to Inf")
-        for i, g in enumerate(grad_outputs):
+        for i, g in enumerate(grad_outputs) if hooked or retained or inputs is not None else ():
             if g is None:
                 continue
             if hooked and (id(fn), i) in hooked:
@@ -491,13 +496,14 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
         input_grads = call_backward(fn, grad_outputs)
         if not retain_graph:
             release(fn)
+        fresh = fn.fresh_gradients
         for t, g in zip(fn.inputs, input_grads, strict=True):
             if g is None or not t.requires_grad:
                 continue
             g = as_array(g)
             if anomaly:
                 check_finite(g, "backward", fn, fn.inputs)
-            deliver(t, g)
+            deliver(t, g, fresh)
     if inputs is not None:
         for position, t in enumerate(inputs):
             if t.grad_fn is None and id(t) in leaves:

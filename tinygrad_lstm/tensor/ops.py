@@ -255,14 +255,15 @@ class Linear(Function):
             out += bias
         return out.reshape(x.shape[:-1] + weight.shape[:1])
 
+    fresh_gradients = True
+
     def backward(self, g):
         x, weight = self.saved
         needs, dot = self.needs_grad, self.xp.dot
         g_rows = _rows(g)
-        d_bias = g_rows.sum(axis=0) if any(needs[2:]) else None  # the same for every bias (the walk copies on add)
         return (dot(g_rows, weight).reshape(x.shape) if needs[0] else None,
                 dot(g_rows.T, _rows(x)) if needs[1] else None,
-                *(d_bias if need else None for need in needs[2:]))
+                *(g_rows.sum(axis=0) if need else None for need in needs[2:]))  # an array per bias: see fresh_gradients
 
 
 def _rows(a):

@@ -428,6 +428,8 @@ class Tensor:
                     f"{who} without a gradient needs a one-element output, got shape {self.shape}; "
                     "pass a gradient of the same shape"
                 )
+            if self.device == "cpu":  # no device context to enter (it costs more than the array here)
+                return self._xp.ones(self.shape, dtype=self.dtype)
             with use_device(self.device):
                 return self._xp.ones(self.shape, dtype=self.dtype)
         if isinstance(gradient, Tensor):
@@ -967,6 +969,9 @@ class Tensor:
         return self.split(-(-length // chunks), dim)
 
     def __getitem__(self, index) -> Tensor:
+        if type(index) is slice or type(index) is int:  # the common cases, without the general conversion
+            check_index((index,), self.shape)
+            return apply(ops.Index, self, index=(index,))
         index = self._backend_index(index)
         if _has_int_and_array(index):  # PyTorch applies the integers first, then the arrays
             basic = tuple(p if _is_int(p) or _is_new_axis(p) or p is Ellipsis else slice(None) for p in index
