@@ -15,7 +15,7 @@ import math
 import re
 import warnings
 
-from ..tensor import Function, Tensor, apply, cat, linear, name_scope, rand, zeros
+from ..tensor import Function, Tensor, apply, cat, linear, name_scope, ops, rand, zeros
 from .functional import dropout
 from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
@@ -61,7 +61,7 @@ class GateInputs(Function):
             dot(g, w_hh) if needs[1] else None,
             dot(g.T, x) if needs[2] else None,
             dot(g.T, h) if needs[3] else None,
-            *(g.sum(axis=0) if need else None for need in needs[4:]),  # an array per bias: see fresh_gradients
+            *ops.bias_gradients(g, needs[4:]),
         )
 
 

@@ -263,7 +263,16 @@ class Linear(Function):
         g_rows = _rows(g)
         return (dot(g_rows, weight).reshape(x.shape) if needs[0] else None,
                 dot(g_rows.T, _rows(x)) if needs[1] else None,
-                *(g_rows.sum(axis=0) if need else None for need in needs[2:]))  # an array per bias: see fresh_gradients
+                *bias_gradients(g_rows, needs[2:]))
+
+
+def bias_gradients(g_rows, needs: tuple[bool, ...]) -> list:
+    """The gradient of each bias added to the rows g_rows is their column sum: summed once, copied for each further
+    bias (an array per bias, as `Function.fresh_gradients` requires), None where not needed."""
+    if True not in needs:
+        return [None] * len(needs)
+    total, first = g_rows.sum(axis=0), needs.index(True)
+    return [None if not need else total if k == first else total.copy() for k, need in enumerate(needs)]
 
 
 def _rows(a):
