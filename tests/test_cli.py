@@ -291,6 +291,37 @@ def test_train_memory_tasks(task, capsys):
     assert ("test MSE" if task == "adding" else "test accuracy") in capsys.readouterr().out
 
 
+def _table(out: str, header: str) -> dict[int, list[float]]:
+    """The rows of the printed table whose header line starts with `header`: first column -> the others."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == [header]) + 1
+    rows = {}
+    for line in lines[start:]:
+        if not re.fullmatch(r"\s*\d+(\s+\S+)+", line):
+            break
+        first, *rest = line.split()
+        rows[int(first)] = [float(v) for v in rest]
+    return rows
+
+
+def test_memory_at_its_defaults_the_lstm_remembers_every_delay_and_the_rnn_forgets_the_long_ones(tmp_path, capsys):
+    """The verdicts of the README and docs/results.md, from the real default run (eight runs of 1000 steps, two
+    at a time: about 17 s on two free cores). --out and --quiet change nothing computed; --device cpu is what
+    the default picks without a GPU (and keeps the fake device of the test mode out)."""
+    assert main(["memory", "--out", str(tmp_path), "--quiet", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    errors, flow = _table(out, "T"), _table(out, "t")
+    assert sorted(errors) == [10, 25, 50, 100], out
+    rnn, lstm = ({d: row[k] for d, row in errors.items()} for k in (0, 1))
+    assert all(mse < 0.1 * ADDING_BASELINE_MSE for mse in lstm.values()), out  # learns every delay
+    assert rnn[10] < 0.1 * ADDING_BASELINE_MSE, out  # learns the short one
+    assert rnn[50] > 0.8 * ADDING_BASELINE_MSE and rnn[100] > 0.8 * ADDING_BASELINE_MSE, out  # no better than the mean
+    rnn_flow = [row[0] for _, row in sorted(flow.items())]
+    assert sorted(flow) == [0, 25, 50, 75, 99] and rnn_flow == sorted(rnn_flow), out  # fades step by step
+    assert 1e-11 < flow[0][0] < 1e-9 and flow[75][0] < 1e-3 and flow[0][1] > 0.5, out  # 1e-10; the LSTM: in full
+    assert (tmp_path / "memory.png").exists() and (tmp_path / "gradient_flow.png").exists()
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_memory_prints_table_and_writes_plots(workers, tmp_path, capsys):
     argv = ["memory", "--delays", "4", "6", "--models", "rnn", "gru", "lstm", "--steps", "3", "--hidden-size", "4",

@@ -6,6 +6,7 @@ Tests read the DOT source (`graph.source`), so they check what the picture is ma
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections import defaultdict, deque
@@ -17,6 +18,7 @@ import pytest
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn, viz
+from tinygrad_lstm.experiments import unrolled_cell  # the `graph` command's unroll: the README's pictures
 from tinygrad_lstm.nn.rnn import lstm_step  # the cells' own step: the drawn graph is the real one
 from tinygrad_lstm.tensor import apply
 from tinygrad_lstm.viz.folding import find_repeated_scope, hidden_numbers
@@ -600,3 +602,116 @@ def test_a_users_own_cell_loop_gets_a_box_per_call_with_the_gates_in_order():
     order = _gate_order(viz.draw_graph(*state).source)
     assert sorted(order) == ["step 1", "step 2", "step 3"]
     assert all(gates == ARTICLE_ORDER for gates in order.values()), order
+
+
+def test_an_ordering_edge_never_runs_against_the_flow():
+    """Scope "late" feeds "early" but is emitted after it (it also holds the last ops): ordering "late" after
+    "early" would close a cycle, which dot breaks by reversing an edge somewhere."""
+    w = tl.randn(3, requires_grad=True)
+    with tl.name_scope("late"):
+        u = w.sigmoid()
+    with tl.name_scope("early"):
+        v = u.tanh()
+    with tl.name_scope("late"):
+        out = (v * 2).sum()
+    dot = parse(viz.draw_graph(out).source)
+    assert list(dot.clusters) == ["cluster_early", "cluster_late"]
+    edges = [(a, b) for a, b, _ in dot.edges]
+    assert not [(a, b) for a, b in edges if a in reachable(edges, b)]
+
+
+# ---------------------------------------------------------------- the picture dot lays out
+
+
+def _layout(graph: graphviz.Digraph) -> dict:
+    """Graphviz's own layout (-Tjson): positions in points, y upwards; edges name their nodes by _gvid."""
+    return json.loads(graph.pipe(format="json"))
+
+
+def _drawn_scope_order(layout: dict, rankdir: str) -> dict[str, list[str]]:
+    """Each cluster's named sub-clusters in the order the picture shows them: by where each begins along
+    the flow (its left side, or its top with rankdir TB); two that begin at the same place fail."""
+    begins = defaultdict(list)
+    for obj in layout["objects"]:
+        parts = obj.get("name", "").removeprefix("cluster_").split("/")
+        if obj.get("name", "").startswith("cluster_") and len(parts) >= 2 and not re.search(r" \d+$", parts[-1]):
+            left, _, _, top = map(float, obj["bb"].split(","))
+            begins["/".join(parts[:-1])].append((left if rankdir == "LR" else -top, parts[-1]))
+    for pairs in begins.values():
+        assert len({at for at, _ in pairs}) == len(pairs), pairs
+    return {scope: [name for _, name in sorted(pairs)] for scope, pairs in begins.items()}
+
+
+GRU_ORDER = ["reset gate", "candidate", "update gate"]  # the order of the flow: z mixes n into the state last
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+@pytest.mark.parametrize("build, rankdir, steps, order", [
+    ("graph --steps 4", "LR", ["step 1", "step 2", "step 3", "step 4"], ARTICLE_ORDER),
+    ("graph --steps 3 --rankdir TB", "TB", ["step 1", "step 2", "step 3"], ARTICLE_ORDER),
+    ("nn.LSTM(num_layers=2, fused=False)", "LR", [f"layer {k}/step {t}" for k in (0, 1) for t in (1, 2, 3)],
+     ARTICLE_ORDER),
+    ("graph --cell gru --steps 4", "LR", ["step 1", "step 2", "step 3", "step 4"], GRU_ORDER),
+])
+def test_the_laid_out_picture_keeps_the_gates_in_order_in_every_step(build, rankdir, steps, order):
+    """Dot stacks clusters that share ranks in an order of its own, a different one in each step; the
+    gates begin one after another along the flow instead, in the order the DOT lists them."""
+    tl.manual_seed(0)
+    if build.startswith("nn.LSTM"):
+        _, roots = nn.LSTM(3, 4, num_layers=2, fused=False)(tl.randn(3, 1, 3))
+    else:
+        roots = (unrolled_cell("gru" if "gru" in build else "lstm", len(steps)),)
+    graph = viz.draw_graph(*roots, rankdir=rankdir)
+    drawn = _drawn_scope_order(_layout(graph), rankdir)
+    assert sorted(drawn) == sorted(steps)
+    assert all(gates == order for gates in drawn.values()), drawn
+
+
+def _points(pos: str) -> list[tuple[float, float]]:
+    """The points of an edge's spline(s) ("e,x,y" is where its arrow tip ends)."""
+    return [tuple(map(float, p.removeprefix("e,").removeprefix("s,").split(",")))
+            for p in pos.replace(";", " ").split()]
+
+
+def _ends(pos: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    points = [p for p in pos.replace(";", " ").split() if not p.startswith(("e,", "s,"))]
+    tip = [p for p in pos.split(";")[-1].split() if p.startswith("e,")]
+    return _points(points[0])[0], _points(tip[0] if tip else points[-1])[0]
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
+@pytest.mark.parametrize("kind, steps, fold", [("lstm", 3, None), ("lstm", 8, 2), ("gru", 9, 3)])
+def test_every_drawn_edge_reaches_its_nodes(kind, steps, fold):
+    """concentrate bundles edges that share a node into one trunk; an edge bundled with an invisible
+    ordering edge was drawn only from where the two parted (the forget gate's edge to the cell state began
+    in mid-air). Each edge begins at its tail or where a drawn edge of the same tail parts from it, ends
+    likewise, and the highway never shares a trunk."""
+    layout = _layout(viz.draw_graph(unrolled_cell(kind, steps), fold=fold))
+    objects = {obj["_gvid"]: obj for obj in layout["objects"]}
+    drawn = [e for e in layout["edges"] if e.get("style") != "invis"]
+    parallel = {(e["tail"], e["head"]) for e in drawn if "pos" in e}  # concentrate draws a pair once
+    assert all("pos" in e or (e["tail"], e["head"]) in parallel for e in drawn)
+    drawn = [e for e in drawn if "pos" in e]
+    leaving, entering = defaultdict(list), defaultdict(list)
+    for e in drawn:
+        leaving[e["tail"]].append(e)
+        entering[e["head"]].append(e)
+
+    def at_node(point, gvid, slack=6.0) -> bool:
+        obj = objects[gvid]
+        x, y = map(float, obj["pos"].split(","))
+        return (abs(point[0] - x) <= float(obj["width"]) * 36 + slack
+                and abs(point[1] - y) <= float(obj["height"]) * 36 + slack)
+
+    def on_another(point, edge, others, slack=6.0) -> bool:
+        return any(abs(point[0] - x) <= slack and abs(point[1] - y) <= slack
+                   for other in others if other is not edge for x, y in _points(other["pos"]))
+
+    cut = []
+    for e in drawn:
+        first, last = _ends(e["pos"])
+        bundled = "highway" not in e.get("class", "")
+        if not ((at_node(first, e["tail"]) or bundled and on_another(first, e, leaving[e["tail"]]))
+                and (at_node(last, e["head"]) or bundled and on_another(last, e, entering[e["head"]]))):
+            cut.append((objects[e["tail"]]["name"], objects[e["head"]]["name"]))
+    assert not cut

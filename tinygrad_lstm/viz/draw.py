@@ -47,9 +47,10 @@ from .style import (
 
 RANKDIRS = ("LR", "TB", "RL", "BT")
 #: fold="auto" folds a graph of more drawn nodes than this, which Graphviz's dot lays out in a few seconds
-#: (measured on the 2-core development VM, 2026-12-02, the composed LSTM cell: 30 steps, 427 nodes, 1.1 s;
-#: 38 steps, 539 nodes, 3.6 s; 45 steps, 637 nodes, 4.7 s. Layout time grows with the nodes and edges, so the
-#: bound is in nodes, whatever the cell)
+#: (measured with dot 2.43 on the 2-core development VM, shared, 2026-12-02, CPU time of `dot -Tsvg`, the
+#: `graph` command's LSTM cell: 30 steps, 429 nodes, 1.3 s; 37 steps, 527 nodes, 2.8 s; 60 steps folded to
+#: 18 + 18, 2.4 s; unfolded, 45 steps took 5-7 s and 60 steps 21 s. Layout time grows with the nodes and
+#: edges, so the bound is in nodes, whatever the cell)
 AUTO_FOLD_NODES = 540
 
 
@@ -347,8 +348,8 @@ def _flow_order(picture: _Picture) -> dict[str, int]:
 
     Sibling clusters are emitted in this order (ties: in order of appearance), the same in every step: an
     LSTM step's gates that feed the cell state (forget, input, candidate) come before the cell state, and
-    the cell state before the output gate that reads it, as the article has them. Graphviz's dot starts
-    from that order but may swap clusters to shorten edges.
+    the cell state before the output gate that reads it, as the article has them. `_scope_order` makes
+    the picture keep that order.
     """
     heads = defaultdict(list)
     for e in picture.edges:
@@ -357,6 +358,52 @@ def _flow_order(picture: _Picture) -> dict[str, int]:
     for key in reversed(picture.nodes):  # users before their inputs: nodes are in topological order
         distance[key] = max((distance.get(h, 0) + 1 for h in heads[key]), default=0)
     return distance
+
+
+def _scope_order(picture: _Picture, repeated: RepeatedScope | None,
+                 children: Mapping[tuple[str, ...], list[tuple[str, ...]]]) -> list[tuple[str, str]]:
+    """Invisible edges that lay named sibling scopes out along the flow in the order they are emitted: each
+    starts at least one rank after the one before (the gates of every step left to right in the article's
+    order, as its figure draws them).
+
+    Clusters that share ranks are stacked across the flow in an order that dot's crossing heuristics pick
+    anew in every step, whatever the emitted order or any edge between the clusters' nodes says; ranks it
+    keeps. A pair whose later scope feeds the earlier one is left to the data flow (an edge would close
+    a cycle).
+    """
+    inside: defaultdict[tuple[str, ...], list[str]] = defaultdict(list)  # a cluster -> its nodes, nested too
+    for key, node in picture.nodes.items():
+        scope = _placement(node, repeated)
+        for depth in range(1, len(scope) + 1):
+            inside[scope[:depth]].append(key)
+    tails, heads = defaultdict(set), defaultdict(list)
+    for e in picture.edges:
+        tails[e.head].add(e.tail)
+        heads[e.tail].append(e.head)
+
+    def sources(path: tuple[str, ...]) -> list[str]:  # the nodes a cluster starts with: its leftmost rank
+        members = set(inside[path])
+        return [key for key in inside[path] if not tails[key] & members]
+
+    def reaches(starts: list[str], targets: set[str]) -> bool:
+        seen, todo = set(starts), list(starts)
+        while todo:
+            key = todo.pop()
+            if key in targets:
+                return True
+            fresh = [h for h in heads[key] if h not in seen]
+            seen.update(fresh)
+            todo.extend(fresh)
+        return False
+
+    edges: list[tuple[str, str]] = []
+    for kids in children.values():
+        named = [kid for kid in kids if INDEXED_PART.match(kid[-1]) is None]
+        for before, after in zip(named, named[1:], strict=False):
+            firsts, nexts = sources(before), sources(after)
+            if not reaches(nexts, set(firsts)):
+                edges.extend((a, b) for a in firsts for b in nexts)
+    return edges
 
 
 def _highway_groups(picture: _Picture) -> dict[str, str]:
@@ -389,15 +436,14 @@ def _placement(node: _Node, repeated: RepeatedScope | None) -> tuple[str, ...]:
 
 def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale: GradScale | None,
           norms: dict[int, float], show_data: bool, note: str) -> graphviz.Digraph:
-    folded = any(n.kind == "elided" for n in picture.nodes.values())
     graph = graphviz.Digraph(
         "computation_graph",
         comment=note or None,
-        # concentrate bundles the edges a parameter sends to every step into one trunk, but it would also
-        # merge the highway into the other edges that fan in to a folded node, so not when folded; a short
-        # crossing minimisation (mclimit) keeps more of the emitted order, the order of the steps in time
-        graph_attr={"rankdir": rankdir, "fontname": FONT, "newrank": "true", "concentrate": str(not folded).lower(),
-                    "mclimit": "0.1", "nodesep": "0.2", "ranksep": "0.25"},
+        # concentrate bundles the edges a parameter sends to every step into one trunk: without it, dot lays
+        # those long edges out one by one, ten times slower on a big graph. mclimit: crossing minimisation
+        # cut short; 0.1 let a few sizes of unroll take 5x longer, 1 is slower still
+        graph_attr={"rankdir": rankdir, "fontname": FONT, "newrank": "true", "concentrate": "true",
+                    "mclimit": "0.3", "nodesep": "0.2", "ranksep": "0.25"},
         node_attr={"fontname": FONT, "fontsize": "10", "height": "0.3", "margin": "0.06,0.03"},
         edge_attr={"color": EDGE_COLOR, "arrowsize": "0.6"},
     )
@@ -444,8 +490,10 @@ def _emit(picture: _Picture, repeated: RepeatedScope | None, rankdir: str, scale
     graph.node("legend", legend_label(kinds, bool(groups), scale), shape="plaintext", fontsize="9")
     for e in picture.edges:
         graph.edge(e.tail, e.head, **_edge_attributes(e, picture, scale, norms))
-    for tail, head in _step_order(picture, repeated):
-        graph.edge(tail, head, style="invis", weight="0")
+    # the ports keep concentrate from merging an invisible ordering edge into a drawn edge of the same node
+    # (which would then be drawn only up to where they part)
+    for tail, head in _step_order(picture, repeated) + _scope_order(picture, repeated, children):
+        graph.edge(tail, head, style="invis", weight="0", tailport="e", headport="w")
     return graph
 
 
