@@ -25,6 +25,22 @@ def test_fused_cell_gradcheck(device):
     assert tl.gradcheck(fused_lstm_cell, inputs, atol=1e-7, rtol=1e-5)
 
 
+def test_fused_cell_with_a_projected_h_prev_gradcheck_and_values(device):
+    """nn.LSTM's proj_size feeds back h of P < H features: w_hh is (4H, P); the step is the same formula."""
+    rng = np.random.default_rng(1)
+    batch, hidden, projected = 2, 3, 2
+    xw, h_prev, c_prev, w_hh = (_tensor(rng, s, device) for s in ((batch, 4 * hidden), (batch, projected),
+                                                                  (batch, hidden), (4 * hidden, projected)))
+    assert tl.gradcheck(fused_lstm_cell, [xw, h_prev, c_prev, w_hh], atol=1e-7, rtol=1e-5)
+    gates = (xw + h_prev @ w_hh.T).detach().numpy()
+    i, f, g, o = np.split(gates, 4, axis=1)
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    c = sigmoid(f) * c_prev.detach().numpy() + sigmoid(i) * np.tanh(g)
+    h_new, c_new = fused_lstm_cell(xw, h_prev, c_prev, w_hh)
+    np.testing.assert_allclose(c_new.detach().numpy(), c, rtol=1e-12)
+    np.testing.assert_allclose(h_new.detach().numpy(), sigmoid(o) * np.tanh(c), rtol=1e-12)
+
+
 @pytest.mark.parametrize("x_shape", [(3, 4), (4,), (2, 3, 4), (2, 0, 4)])
 def test_linear_gradcheck_and_values(device, x_shape):
     """Any number of leading axes, as PyTorch's linear: (..., in) @ (out, in).T + (out,)."""
@@ -304,9 +320,10 @@ def test_float32_stays_float32(device):
 
 @pytest.mark.parametrize("bad, message", [
     ({"xw": (2, 7)}, "xw has shape (2, 7), expected (B, 4H) with 4H = 8 for w_hh of shape (8, 2)"),
-    ({"h_prev": (3, 2)}, "h_prev has shape (3, 2), expected (B, H) = (2, 2)"),
+    ({"h_prev": (3, 2)}, "h_prev has shape (3, 2), expected (B, P) = (2, 2)"),
     ({"c_prev": (2, 3)}, "c_prev has shape (2, 3), expected (B, H) = (2, 2)"),
-    ({"w_hh": (8, 3)}, "w_hh must have shape (4H, H), got (8, 3)"),
+    ({"w_hh": (7, 2)}, "w_hh must have shape (4H, P), got (7, 2)"),
+    ({"w_hh": (8, 3)}, "h_prev has shape (2, 2), expected (B, P) = (2, 3)"),  # a projected h_prev: P = 3
 ])
 def test_bad_shapes_are_named(bad, message):
     shapes = {"xw": (2, 8), "h_prev": (2, 2), "c_prev": (2, 2), "w_hh": (8, 2)} | bad

@@ -82,14 +82,14 @@ def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:
 
 
 class FusedLSTMCell(Function):
-    """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node."""
+    """One LSTM step (inputs xw, h_prev, c_prev, w_hh; outputs h, c) as one node; h_prev may be projected (B, P)."""
 
     fresh_gradients = True
 
     def forward(self, xw, h_prev, c_prev, w_hh, overwrite_xw=False):
         xp = self.xp
         gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
-        h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
+        h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)  # h is (B, H): a projection comes after the step
         with blas_threads(xp, step_work(h_prev, w_hh)):
             _forward_step(xp, gates, h_prev, c_prev, w_hh.T, h, c)
         self.saved = (gates, c_prev, c, h_prev, w_hh)
@@ -266,14 +266,15 @@ def fused_lstm_cell(xw: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor, *,
                     overwrite_xw: bool = False) -> tuple[Tensor, Tensor]:
     """One LSTM step as one graph node: returns (h, c).
 
-    xw: (B, 4H), the input projection x @ W_ih.T + b_ih + b_hh (see `tl.linear`). h_prev, c_prev:
-    (B, H). w_hh: (4H, H). Gates in PyTorch's order i, f, g, o. Gradients flow to all four inputs.
+    xw: (B, 4H), the input projection x @ W_ih.T + b_ih + b_hh (see `tl.linear`). h_prev: (B, P), c_prev:
+    (B, H), w_hh: (4H, P), where P = H unless h is projected (nn.LSTM's proj_size). Gates in PyTorch's order
+    i, f, g, o. Gradients flow to all four inputs.
     overwrite_xw=True lets the op keep its gate activations in xw's memory (one (B, 4H) array less
     per step): pass it only when xw is a temporary that nothing else reads, as nn.LSTMCell's input
     projection is (it then shows the gates, not the projection, if drawn with data).
     """
-    if not _well_formed(xw, (h_prev, c_prev), w_hh, 2, 4):
-        raise _input_error("fused_lstm_cell", xw, (("h_prev", h_prev), ("c_prev", c_prev)), w_hh, 2, 4)
+    if not _well_formed(xw, (h_prev, c_prev), w_hh, 2, 4, projected=True):
+        raise _input_error("fused_lstm_cell", xw, (("h_prev", h_prev), ("c_prev", c_prev)), w_hh, 2, 4, projected=True)
     return apply(FusedLSTMCell, xw, h_prev, c_prev, w_hh, overwrite_xw=overwrite_xw)
 
 
@@ -319,40 +320,45 @@ def fused_rnn(xw: Tensor, h0: Tensor, w_hh: Tensor, *, nonlinearity: str = "tanh
     return apply(FusedRNNLayer, xw, h0, w_hh, nonlinearity=nonlinearity, overwrite_xw=overwrite_xw)
 
 
-def _well_formed(xw, states: tuple, w_hh, xw_ndim: int, gates: int, b_hh=None) -> bool:
-    """The fast check: Tensors whose shapes and dtypes agree (xw has `xw_ndim` axes, the weights `gates` row blocks)."""
+def _well_formed(xw, states: tuple, w_hh, xw_ndim: int, gates: int, b_hh=None, projected: bool = False) -> bool:
+    """The fast check: Tensors whose shapes and dtypes agree (xw has `xw_ndim` axes, the weights `gates` row blocks).
+
+    The states are (B, H), H = xw's width / gates; with `projected`, the first (h) is (B, P), P = w_hh's width.
+    """
     if not all(isinstance(t, Tensor) for t in (xw, w_hh, *states)) or xw.ndim != xw_ndim or w_hh.ndim != 2:
         return False
-    batch, hidden, dtype = xw.shape[-2], w_hh.shape[1], w_hh.dtype
-    rows = gates * hidden
+    batch, rows, dtype = xw.shape[-2], xw.shape[-1], w_hh.dtype
+    hidden, width = rows // gates, w_hh.shape[1]
     if b_hh is not None and not (isinstance(b_hh, Tensor) and b_hh.shape == (rows,) and b_hh.dtype == dtype):
         return False
-    return (xw.shape[-1] == rows and w_hh.shape == (rows, hidden) and xw.dtype == dtype
-            and all(s.shape == (batch, hidden) and s.dtype == dtype for s in states))
+    widths = [width if projected and k == 0 else hidden for k in range(len(states))]
+    return (rows == gates * hidden and w_hh.shape[0] == rows and (projected or width == hidden) and xw.dtype == dtype
+            and all(s.shape == (batch, n) and s.dtype == dtype for s, n in zip(states, widths, strict=True)))
 
 
 def _input_error(who: str, xw, states: tuple[tuple[str, Tensor], ...], w_hh, xw_ndim: int, gates: int,
-                 b_hh=None) -> Exception:
+                 b_hh=None, projected: bool = False) -> Exception:
     """The error for inputs `_well_formed` refused, naming the offending tensor and both shapes."""
     named = (("xw", xw), *states, ("w_hh", w_hh)) + ((("b_hh", b_hh),) if b_hh is not None else ())
     for name, t in named:
         if not isinstance(t, Tensor):
             return TypeError(f"{who}: {name} must be a Tensor, got {type(t).__name__}")
     rows = "H" if gates == 1 else f"{gates}H"
-    if w_hh.ndim != 2 or w_hh.shape[0] != gates * w_hh.shape[1]:
-        return ValueError(f"{who}: w_hh must have shape ({rows}, H), got {w_hh.shape}")
-    hidden = w_hh.shape[1]
+    width = "P" if projected else "H"
+    if w_hh.ndim != 2 or w_hh.shape[0] % gates or (not projected and w_hh.shape[0] != gates * w_hh.shape[1]):
+        return ValueError(f"{who}: w_hh must have shape ({rows}, {width}), got {w_hh.shape}")
+    hidden = w_hh.shape[0] // gates
     layout = f"(B, {rows})" if xw_ndim == 2 else f"(T, B, {rows})"
     if xw.ndim != xw_ndim or xw.shape[-1] != gates * hidden:
         return ValueError(f"{who}: xw has shape {xw.shape}, expected {layout} with {rows} = {gates * hidden} "
                           f"for w_hh of shape {w_hh.shape}")
     if b_hh is not None and b_hh.shape != (gates * hidden,):
         return ValueError(f"{who}: b_hh has shape {b_hh.shape}, expected ({rows},) = ({gates * hidden},)")
-    state_shape = (xw.shape[-2], hidden)
-    for name, t in states:
-        if t.shape != state_shape:
-            return ValueError(f"{who}: {name} has shape {t.shape}, expected (B, H) = {state_shape} "
-                              f"(B from xw of shape {xw.shape}, H from w_hh of shape {w_hh.shape})")
+    for k, (name, t) in enumerate(states):
+        n, letter = (w_hh.shape[1], width) if projected and k == 0 else (hidden, "H")
+        if t.shape != (xw.shape[-2], n):
+            return ValueError(f"{who}: {name} has shape {t.shape}, expected (B, {letter}) = {(xw.shape[-2], n)} "
+                              f"(B from xw of shape {xw.shape}, {letter} from w_hh of shape {w_hh.shape})")
     name = next(name for name, t in named if t.dtype != w_hh.dtype)
     return TypeError(f"{who}: {name} has dtype {dict(named)[name].dtype} but w_hh has dtype "
                      f"{w_hh.dtype}; convert with .to(dtype)")

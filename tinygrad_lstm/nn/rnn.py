@@ -20,7 +20,6 @@ from .functional import dropout
 from .fused import fused_gru, fused_lstm, fused_lstm_cell, fused_rnn, input_projection
 from .module import Module, Parameter
 from .utils.rnn import PackedSequence, packed_batch_sizes, reversed_in_time
-from .variant_math import fused_variant_cell
 
 # ---------------------------------------------------------------- one time step, as functions of the weights
 
@@ -627,9 +626,9 @@ class LSTM(_Recurrent):
     node that loops the one step formula (as cuDNN does); the reverse direction is that node over the
     time-flipped sequence. A PackedSequence of unequal lengths runs one fused cell per step instead
     (the batch shrinks as sequences end), and proj_size (h = (o * tanh(c)) @ W_hr^T, so h has
-    proj_size features) one fused variant cell (`nn.variant_math`) plus the projection's matmul per
-    step. fused=False composes every step from primitive ops in name scopes ("layer k/step t/forget
-    gate", ...), for reading and drawing the graph.
+    proj_size features) one fused cell plus the projection's matmul per step. fused=False composes
+    every step from primitive ops in name scopes ("layer k/step t/forget gate", ...), for reading and
+    drawing the graph.
     """
 
     gates = 4
@@ -662,13 +661,7 @@ class LSTM(_Recurrent):
 
     def _cell(self, x, state, weights):
         """The unprojected step: (o * tanh(c), c)."""
-        if not self.fused:
-            return lstm_step(x, *state, *weights)
-        if not self.proj_size:
-            return fused_lstm_step(x, *state, *weights)
-        w_ih, w_hh, b_ih, b_hh = weights  # h_prev is projected, so w_hh is (4H, proj_size): not fused_lstm_cell's
-        state[1].tag("highway")
-        return _mark_lstm_state(*fused_variant_cell(input_projection(x, w_ih, b_ih, b_hh), *state, w_hh))
+        return (fused_lstm_step if self.fused else lstm_step)(x, *state, *weights)
 
     def _layer(self, weights, seq, state, batch_sizes):
         if not self.fused or self.proj_size or seq.ndim == 2:  # projected or packed: step by step
