@@ -5,10 +5,11 @@ a loaded machine waiting for a core to run them, costs more than the product its
 threads spin while they wait, taking the core the Python loop needs. Measured on the project's 2-core
 VM (2026-12-02, `benchmarks/lstm.py --threads both`): loaded by other jobs, two threads made a whole
 training step of nn.LSTM at (1, 32, 32, 200) 11x slower (57.7 vs 5.1 ms); idle, two threads made the
-steps from 2^21 multiply-adds per matmul up 1.5-1.8x faster ((32, 128, 128, 50): 11.0 vs 17.0 ms;
-(32, 512, 512, 100): 221 vs 389 ms) and changed nothing below. So every BLAS call of the fused ops runs
-on one thread below `PARALLEL_WORK` multiply-adds per call or while other processes keep the cores busy
-(the load average), and on what BLAS was given otherwise.
+steps from 2^19 multiply-adds per matmul up 1.6-1.8x faster (nn.RNN at (32, 128, 128, 50), 2^19 per step:
+2.5 vs 4.0 ms; nn.LSTM there, 2^21: 10.6 vs 17.0 ms; (32, 512, 512, 100): 232 vs 423 ms). So every BLAS
+call of the fused ops runs on one thread below `PARALLEL_WORK` multiply-adds per call (OpenBLAS's own
+bound for one thread, 4 * 65536) or while other processes keep the cores busy (the load average), and on
+what BLAS was given otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 
 import numpy as np
 
-PARALLEL_WORK = 1 << 20
+PARALLEL_WORK = 1 << 18
 """Multiply-adds in one matmul from which BLAS keeps all its threads (on a machine that is not busy)."""
 
 
