@@ -258,7 +258,7 @@ class LSTMCell(_Cell):
 
     fused=False (the default) composes the step from primitive ops, one name scope per gate, because a
     single cell is what people draw and step through; it still computes all gates' inputs in one node, so
-    a loop over it trains at 1-3x the time of PyTorch's LSTMCell loop (benchmarks/lstm.py). fused=True
+    a loop over it trains at 0.9-1.4x the time of PyTorch's LSTMCell loop (benchmarks/lstm.py). fused=True
     runs the step as one node (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
     Each call opens a name scope "step N", numbered along the state, so a loop draws one box per step.
     """
