@@ -26,7 +26,7 @@ Schmidhuber 2000: the gates look at the cell), zero without peepholes. The backw
 As in `cell_math.py`, the formula is NumPy array code and, spelled the same, a CUDA elementwise
 kernel (the flags are kernel arguments, so one kernel serves the whole family). `fused_variant_cell`
 wraps it with the recurrent matmul into one node; `nn.variants.LSTMVariantCell(fused=True)` runs it.
-The plain LSTM's own formula stays in `cell_math.py`; nn.LSTM uses this one only for proj_size.
+The plain LSTM's own formula stays in `cell_math.py`, and every plain LSTM (proj_size too) runs on it.
 """
 
 from __future__ import annotations
