@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recurrent_checks import assert_fused_equals_composed
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
@@ -246,16 +247,7 @@ def test_fused_equals_composed_for_random_shapes(steps, batch, inputs, hidden, s
     rng = np.random.default_rng(seed)
     fused = nn.LSTM(inputs, hidden, dtype=np.float64)
     composed = nn.LSTM(inputs, hidden, fused=False, dtype=np.float64)
-    _copy_parameters(fused, composed)
-    x_data, upstream = rng.standard_normal((steps, batch, inputs)), rng.standard_normal((steps, batch, hidden))
-    results = []
-    for model in (fused, composed):
-        x = tl.Tensor(x_data, requires_grad=True)
-        output, _ = model(x)
-        (output * tl.Tensor(upstream)).sum().backward()
-        results.append([output, x.grad] + [p.grad for p in model.parameters()])
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
+    assert_fused_equals_composed(fused, composed, rng, steps, batch)
 
 
 def test_fused_cell_module_equals_composed(device):

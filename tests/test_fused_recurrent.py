@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recurrent_checks import assert_fused_equals_composed
 
 import tinygrad_lstm as tl
 from tinygrad_lstm import nn
@@ -136,16 +137,7 @@ def test_fused_equals_composed_for_random_shapes(kind, steps, batch, hidden, bia
     options = {} if kind == "gru" else {"nonlinearity": kind.split("_")[1]}
     fused = make(3, hidden, bias=bias, dtype=np.float64, **options)
     composed = make(3, hidden, bias=bias, fused=False, dtype=np.float64, **options)
-    composed.load_state_dict({name: p.detach().numpy() for name, p in fused.state_dict().items()})
-    x_data, upstream = rng.standard_normal((steps, batch, 3)), rng.standard_normal((steps, batch, hidden))
-    results = []
-    for model in (fused, composed):
-        x = tl.Tensor(x_data, requires_grad=True)
-        output, _ = model(x)
-        (output * tl.Tensor(upstream)).sum().backward()
-        results.append([output, x.grad] + [p.grad for p in model.parameters()])
-    for a, b in zip(*results, strict=True):
-        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=0, atol=1e-12)
+    assert_fused_equals_composed(fused, composed, rng, steps, batch)
 
 
 @pytest.mark.parametrize("make, op", [(lambda: nn.GRU(3, 4, num_layers=2), "FusedGRULayer"),

@@ -62,13 +62,16 @@ class InputProjection(ops.Linear):
     """
 
     def forward(self, x, w_ih, *biases):
-        with blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size):
+        with self._threads(x, w_ih):
             return super().forward(x, w_ih, *biases)
 
     def backward(self, g):
-        x, w_ih = self.saved
-        with blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size):
+        with self._threads(*self.saved):
             return super().backward(g)
+
+    def _threads(self, x, w_ih) -> blas_threads:
+        """The rule for this node's matmuls: (rows of x) x (w_ih's elements) multiply-adds each."""
+        return blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size)
 
 
 def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:

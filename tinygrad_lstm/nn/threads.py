@@ -23,17 +23,12 @@ PARALLEL_WORK = 1 << 18
 """Multiply-adds in one matmul from which BLAS keeps all its threads (on a machine that is not busy)."""
 
 
-_libraries: tuple | None = None
-
-
+@functools.lru_cache(maxsize=1)
 def _blas_libraries() -> tuple:
     """NumPy's BLAS libraries as threadpoolctl sees them (found once: the scan takes milliseconds)."""
-    global _libraries
-    if _libraries is None:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _libraries = tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _libraries
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 @functools.lru_cache(maxsize=1)

@@ -481,7 +481,8 @@ def run_backward(roots: list[Tensor], grads: list, retain_graph: bool,
                 if s is not None and s.owned and not is_finite(s.array):  # each part was finite: the sum overflowed
                     raise FloatingPointError(f"anomaly: the gradients reaching output {i} of op {fn.op!r}"
                                              f"{_in_scope(fn)} are finite, but their sum overflowed to Inf")
-        for i, g in enumerate(grad_outputs) if hooked or retained or inputs is not None else ():
+        watched = hooked or retained or inputs is not None  # a non-leaf's gradient is wanted as it passes
+        for i, g in enumerate(grad_outputs) if watched else ():
             if g is None:
                 continue
             if hooked and (id(fn), i) in hooked:
