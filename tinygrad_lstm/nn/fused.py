@@ -62,16 +62,17 @@ class InputProjection(ops.Linear):
     """
 
     def forward(self, x, w_ih, *biases):
-        with self._threads(x, w_ih):
+        with projection_threads(self.xp, x, w_ih):
             return super().forward(x, w_ih, *biases)
 
     def backward(self, g):
-        with self._threads(*self.saved):
+        with projection_threads(self.xp, *self.saved):
             return super().backward(g)
 
-    def _threads(self, x, w_ih) -> blas_threads:
-        """The rule for this node's matmuls: (rows of x) x (w_ih's elements) multiply-adds each."""
-        return blas_threads(self.xp, x.size // max(x.shape[-1], 1) * w_ih.size)
+
+def projection_threads(xp, x, w_ih) -> blas_threads:
+    """The thread rule for an input projection's matmuls: (rows of x) x (w_ih's elements) multiply-adds each."""
+    return blas_threads(xp, x.size // max(x.shape[-1], 1) * w_ih.size)
 
 
 def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:
@@ -82,6 +83,67 @@ def input_projection(x: Tensor, w_ih: Tensor, *biases: Tensor | None) -> Tensor:
         raise ValueError(f"input_projection: x {x.shape}, w_ih {w_ih.shape} and biases "
                          f"{[b.shape for b in given]} do not fit (..., in), (G, in), (G,)")
     return apply(InputProjection, x, w_ih, *given)
+
+
+def projected_layer(layer: type[Function], x: Tensor, w_ih: Tensor, biases: tuple[Tensor | None, ...],
+                    *inputs: Tensor, **params) -> tuple[Tensor, ...]:
+    """A fused layer (`FusedLSTMLayer`, ...) as nn.LSTM, nn.GRU and nn.RNN run it: one node from x (T, B, in), w_ih,
+    the biases (None for none) and the layer's inputs after xw, to (hs, h_n, ...): every h, then the final states
+    as (1, B, H). For the layers, which checked all of them."""
+    given = [b for b in biases if b is not None]
+    return apply(layer, x, w_ih, *given, *inputs, projected=len(given), **params)
+
+
+class _SequenceNode(Function):
+    """A fused layer's node, in one of two forms.
+
+    The public ops (`fused_lstm`, ...) give it xw, every step's input projection, and get the layer's outputs.
+    The layers give it x, w_ih and k biases (`projected=k`): it projects them itself and returns the final states
+    as (1, B, H) arrays after hs (h_n a copy of the last h), so a layer is one graph node, as cuDNN's RNN call
+    is. That spares a small layer's training step the engine's cost of three nodes (~25 us of ~1 ms at
+    (1, 32, 32, 200)). Subclasses define the layer from xw on, `forward_xw` and `backward_xw`; their `saved`
+    may gain x and w_ih at its end.
+    """
+
+    fresh_gradients = True
+
+    def forward(self, *arrays, projected=None, **params):
+        self.projected = projected
+        if projected is None:
+            return self.forward_xw(*arrays, **params)
+        x, w_ih, biases, inputs = arrays[0], arrays[1], arrays[2 : 2 + projected], arrays[2 + projected :]
+        with projection_threads(self.xp, x, w_ih):
+            xw = ops.linear_forward(self.xp, x, w_ih, biases)
+        out = self.forward_xw(xw, *inputs, overwrite_xw=True, **params)
+        hs, *finals = out if type(out) is tuple else (out,)
+        self.saved = (*self.saved, x, w_ih)
+        self.steps_shape = hs.shape
+        return (hs, hs[-1:].copy(), *(final[None] for final in finals))
+
+    def backward(self, *grad_outputs):
+        if self.projected is None:
+            return self.backward_xw(*grad_outputs)
+        xp, needs, projection = self.xp, self.needs_grad, 2 + self.projected  # x, w_ih and the biases
+        g_hs, g_hn, *g_finals = grad_outputs
+        if g_hn is not None:  # h_n is hs[-1]: its gradient joins the last step's
+            g_hs = xp.zeros(self.steps_shape, dtype=g_hn.dtype) if g_hs is None else g_hs.copy()
+            g_hs[-1] += g_hn[0]
+        self.needs_grad = (any(needs[:projection]), *needs[projection:])  # as if xw were the first input
+        try:
+            g_xw, *rest = self.backward_xw(g_hs, *(None if g is None else g[0] for g in g_finals))
+        finally:
+            self.needs_grad = needs
+        if g_xw is None:
+            return (None,) * projection + tuple(rest)
+        x, w_ih = self.saved[-2:]
+        with projection_threads(xp, x, w_ih):
+            return (*ops.linear_backward(xp, g_xw, x, w_ih, needs[:projection]), *rest)
+
+    def forward_xw(self, xw, *inputs, **params):
+        raise NotImplementedError(f"{type(self).__name__} must define forward_xw: the layer from xw on")
+
+    def backward_xw(self, *grad_outputs):
+        raise NotImplementedError(f"{type(self).__name__} must define backward_xw: the layer's gradients, xw's first")
 
 
 class FusedLSTMCell(Function):
@@ -115,7 +177,7 @@ class FusedLSTMCell(Function):
             )
 
 
-class FusedLSTMLayer(Function):
+class FusedLSTMLayer(_SequenceNode):
     """A whole sequence of LSTM steps (inputs xw (T, B, 4H), h0, c0, w_hh; outputs hs (T, B, H), c_T) as one node.
 
     The steps are `FusedLSTMCell`'s, looped here rather than in the graph: one node per layer instead of
@@ -123,9 +185,7 @@ class FusedLSTMLayer(Function):
     one per step. That is what decides the speed of small LSTMs, where the per-step math is tiny.
     """
 
-    fresh_gradients = True
-
-    def forward(self, xw, h0, c0, w_hh, overwrite_xw=False):
+    def forward_xw(self, xw, h0, c0, w_hh, overwrite_xw=False):
         xp = self.xp
         steps = xw.shape[0]
         gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
@@ -142,8 +202,8 @@ class FusedLSTMLayer(Function):
         self.details = {"cell": "LSTM", "steps": steps, "gates": LSTM_GATES}
         return hs[1:], cs[-1]
 
-    def backward(self, g_hs, g_c):
-        gates, hs, cs, w_hh = self.saved
+    def backward_xw(self, g_hs, g_c):
+        gates, hs, cs, w_hh, *_ = self.saved
         xp, needs = self.xp, self.needs_grad
         dgates = xp.empty_like(gates)
         dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
@@ -166,7 +226,7 @@ class FusedLSTMLayer(Function):
         return dgates if needs[0] else None, dh if needs[1] else None, dc if needs[2] else None, d_w_hh
 
 
-class FusedGRULayer(Function):
+class FusedGRULayer(_SequenceNode):
     """A whole sequence of GRU steps (inputs xw (T, B, 3H), h0, w_hh, b_hh unless bias=False; output hs) as one node.
 
     b_hh comes in rather than being folded into xw as the LSTM's is: the reset gate scales the
@@ -174,9 +234,7 @@ class FusedGRULayer(Function):
     recurrent projection hn of every step, and every h.
     """
 
-    fresh_gradients = True
-
-    def forward(self, xw, h0, w_hh, b_hh=None, overwrite_xw=False):
+    def forward_xw(self, xw, h0, w_hh, b_hh=None, overwrite_xw=False):
         xp = self.xp
         steps = xw.shape[0]
         gates = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")
@@ -197,8 +255,8 @@ class FusedGRULayer(Function):
         self.details = {"cell": "GRU", "steps": steps, "gates": GRU_GATES}
         return hs[1:]
 
-    def backward(self, g_hs):
-        gates, hs, hns, w_hh, has_bias = self.saved
+    def backward_xw(self, g_hs):
+        gates, hs, hns, w_hh, has_bias, *_ = self.saved
         xp, needs = self.xp, self.needs_grad
         hidden = hs.shape[2]
         dhw = xp.empty_like(gates)  # per step dr, dz, dhn: the recurrent projection's gradient
@@ -221,15 +279,13 @@ class FusedGRULayer(Function):
         return (dhw if needs[0] else None, gh if needs[1] else None, d_w_hh, *d_b_hh)
 
 
-class FusedRNNLayer(Function):
+class FusedRNNLayer(_SequenceNode):
     """A whole sequence of Elman steps (inputs xw (T, B, H), h0, w_hh; output hs) as one node.
 
     The hs of every step are all the backward needs; with overwrite_xw they are written over xw.
     """
 
-    fresh_gradients = True
-
-    def forward(self, xw, h0, w_hh, nonlinearity="tanh", overwrite_xw=False):
+    def forward_xw(self, xw, h0, w_hh, nonlinearity="tanh", overwrite_xw=False):
         xp = self.xp
         step_forward = RNN_STEPS[nonlinearity][0]
         hs = xw if overwrite_xw and xw.flags.c_contiguous else xp.array(xw, order="C")  # hs[t] holds xw[t] first
@@ -243,8 +299,8 @@ class FusedRNNLayer(Function):
         self.details = {"cell": f"RNN ({nonlinearity})", "steps": hs.shape[0]}
         return hs
 
-    def backward(self, g_hs):
-        hs, h0, w_hh, nonlinearity = self.saved
+    def backward_xw(self, g_hs):
+        hs, h0, w_hh, nonlinearity, *_ = self.saved
         xp, needs = self.xp, self.needs_grad
         step_backward = RNN_STEPS[nonlinearity][1]
         dpre = xp.empty_like(hs)

@@ -250,20 +250,28 @@ class Linear(Function):
 
     def forward(self, x, weight, *biases):
         self.saved = (x, weight)
-        out = self.xp.dot(_rows(x), weight.T)
-        for bias in biases:
-            out += bias
-        return out.reshape(x.shape[:-1] + weight.shape[:1])
+        return linear_forward(self.xp, x, weight, biases)
 
     fresh_gradients = True
 
     def backward(self, g):
-        x, weight = self.saved
-        needs, dot = self.needs_grad, self.xp.dot
-        g_rows = _rows(g)
-        return (dot(g_rows, weight).reshape(x.shape) if needs[0] else None,
-                dot(g_rows.T, _rows(x)) if needs[1] else None,
-                *bias_gradients(g_rows, needs[2:]))
+        return linear_backward(self.xp, g, *self.saved, self.needs_grad)
+
+
+def linear_forward(xp, x, weight, biases):
+    """x @ weight.T + the biases, for x (..., in): `Linear`'s forward (and the fused layers' input projection)."""
+    out = xp.dot(_rows(x), weight.T)
+    for bias in biases:
+        out += bias
+    return out.reshape(x.shape[:-1] + weight.shape[:1])
+
+
+def linear_backward(xp, g, x, weight, needs: tuple[bool, ...]) -> tuple:
+    """The gradients of x, weight and each bias of `linear_forward` (None where `needs` is False), each a new array."""
+    g_rows = _rows(g)
+    return (xp.dot(g_rows, weight).reshape(x.shape) if needs[0] else None,
+            xp.dot(g_rows.T, _rows(x)) if needs[1] else None,
+            *bias_gradients(g_rows, needs[2:]))
 
 
 def bias_gradients(g_rows, needs: tuple[bool, ...]) -> list:
