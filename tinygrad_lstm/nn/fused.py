@@ -206,8 +206,8 @@ class FusedLSTMLayer(_SequenceNode):
         gates, hs, cs, w_hh, *_ = self.saved
         xp, needs = self.xp, self.needs_grad
         dgates = xp.empty_like(gates)
-        dh = xp.zeros_like(hs[0])  # what reaches h_t from step t + 1 (nothing after the last step)
-        dc = xp.zeros_like(cs[0]) if g_c is None else g_c.copy()  # what reaches c_t (a copy: its buffer is reused)
+        dh = xp.zeros(hs.shape[1:], dtype=hs.dtype)  # what reaches h_t from step t + 1 (nothing after the last step)
+        dc = xp.zeros(cs.shape[1:], dtype=cs.dtype) if g_c is None else g_c.copy()  # reaches c_t (a copy: reused)
         dc_prev = xp.empty_like(dc)
         from_loss = step_gradients(xp, g_hs)
         i, f, g, o = gate_views(gates)
@@ -261,7 +261,7 @@ class FusedGRULayer(_SequenceNode):
         hidden = hs.shape[2]
         dhw = xp.empty_like(gates)  # per step dr, dz, dhn: the recurrent projection's gradient
         dn = xp.empty_like(hns)  # the candidate's input projection's (dr, dz are the same for both)
-        gh = xp.zeros_like(hs[0])  # what reaches h_t, from above and from step t + 1
+        gh = xp.zeros(hs.shape[1:], dtype=hs.dtype)  # what reaches h_t, from above and from step t + 1
         direct = xp.empty_like(gh)  # what reaches h_prev past the matmul: gh * z
         from_loss = step_gradients(xp, g_hs)
         with blas_threads(xp, step_work(gh, w_hh)):
@@ -304,7 +304,7 @@ class FusedRNNLayer(_SequenceNode):
         xp, needs = self.xp, self.needs_grad
         step_backward = RNN_STEPS[nonlinearity][1]
         dpre = xp.empty_like(hs)
-        gh = xp.zeros_like(h0)
+        gh = xp.zeros(h0.shape, dtype=h0.dtype)
         from_loss = step_gradients(xp, g_hs)
         with blas_threads(xp, step_work(h0, w_hh)):
             for t in reversed(range(hs.shape[0])):
