@@ -142,6 +142,17 @@ def use_device(device: str):
     return _import_cupy().cuda.Device(int(device[5:]))
 
 
+def broadcast_view(xp: ModuleType, a, shape: tuple[int, ...]):
+    """`xp.broadcast_to(a, shape)` for `a` of the same number of axes: a read-only view. A contiguous NumPy array
+    gets it from the ndarray constructor (0.5 us, where NumPy's broadcast_to spends 2.4 us in Python)."""
+    if xp is not np or not a.flags.c_contiguous or a.ndim != len(shape):
+        return xp.broadcast_to(a, shape)
+    strides = tuple(stride if n == wanted else 0 for stride, n, wanted in zip(a.strides, a.shape, shape, strict=True))
+    view = np.ndarray(shape, a.dtype, a, 0, strides)
+    view.flags.writeable = False
+    return view
+
+
 def to_numpy(array) -> np.ndarray:
     """A NumPy array (copied from the GPU when the array lives there)."""
     return np.asarray(array) if isinstance(array, np.ndarray | np.generic) else array.get()

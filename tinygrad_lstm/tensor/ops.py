@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .backend import move
+from .backend import broadcast_view, move
 from .errors import AxisError, ShapeError
 from .graph import Function
 
@@ -60,7 +60,7 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...
 
 def _expand_reduced(xp, grad, shape: tuple[int, ...], kept_shape: tuple[int, ...]):
     """Bring a reduction's gradient back to the input's shape (a broadcast view, not a copy)."""
-    return xp.broadcast_to(grad.reshape(kept_shape), shape)
+    return broadcast_view(xp, grad.reshape(kept_shape), shape)
 
 
 def _drop_axes(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
