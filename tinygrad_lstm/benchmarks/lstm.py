@@ -325,30 +325,42 @@ def _synchronizer(device: str, torch) -> Callable[[], None]:
 
 
 RUNS_PER_ROUND = 3
+MIN_TIMED_SECONDS = 0.3
+"""A contender that has run for less than this after `--repeat` rounds gets more rounds (up to `MAX_ROUNDS`)."""
+MAX_ROUNDS = 100
 
 
 def time_contenders(contenders: dict[str, Callable], repeat: int, synchronize: Callable, progress) -> dict[str, float]:
-    """Best wall time per contender over `repeat` rounds, alternating so that all see the same machine load.
+    """Best wall time per contender, alternating so that all see the same machine load.
 
     Each round runs a contender `RUNS_PER_ROUND` times back to back and keeps the best: the steady state of
     a training loop, which runs its step again and again. The first runs after another contender pay for the
     CPU caches and allocator state it left behind: after PyTorch's layer at (1, 32, 32, 200) our RNN layer
     took 1.17, 1.12 and 1.05 ms in its first, second and third run, the ceiling 0.93 ms from the first
     (measured), which says more about the neighbour in this table than about either.
+    Every contender gets `repeat` rounds; the fast ones more, until each has run `MIN_TIMED_SECONDS`: a 1 ms
+    step's best of 15 runs moved by 10-20% from one process to the next on this machine, its best of ~100
+    by a few percent (measured).
     """
     for run in contenders.values():  # warm-up: caches, kernel compilation, allocator pools
         run()
     synchronize()
     best = dict.fromkeys(contenders, float("inf"))
-    for _ in range(repeat):
-        for name, run in contenders.items():
+    spent = dict.fromkeys(contenders, 0.0)
+    for round_ in range(MAX_ROUNDS):
+        running = [name for name in contenders if round_ < repeat or spent[name] < MIN_TIMED_SECONDS]
+        if not running:
+            break
+        for name in running:
             gc.collect()
             for _ in range(RUNS_PER_ROUND):
                 start = time.perf_counter()
-                run()
+                contenders[name]()
                 synchronize()
-                best[name] = min(best[name], time.perf_counter() - start)
-            progress.update()
+                elapsed = time.perf_counter() - start
+                best[name], spent[name] = min(best[name], elapsed), spent[name] + elapsed
+            if round_ < repeat:
+                progress.update()
     return best
 
 
@@ -418,6 +430,18 @@ def _parse_size(text: str) -> tuple[int, int, int, int]:
     return size
 
 
+def blas_kernels() -> str:
+    """Which BLAS and which of its CPU kernels NumPy runs here (OpenBLAS picks them when it loads, unless
+    OPENBLAS_CORETYPE names some), for the table's header: the same NumPy can differ 1.5x between them."""
+    from threadpoolctl import threadpool_info
+
+    found = [f"{info['internal_api']} {info.get('architecture') or ''}".strip()
+             for info in threadpool_info() if info["user_api"] == "blas"]
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    kernels = f", NumPy's BLAS: {', '.join(found)}" if found else ""
+    return kernels + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
+
+
 def _import_torch(device: str):
     try:
         import torch
@@ -480,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = args.sizes or [_parse_size(s) for s in (CUDA_SIZES if device != "cpu" else CPU_SIZES)]
     threads = "1 thread" if args.threads == "1" else f"all threads ({os.cpu_count()} cores)"
     one_thread_too = args.threads == "both" and device == "cpu"
-    print(f"one training step of a 1-layer recurrent layer, float32, {args.device}, {threads}; best of {args.repeat}")
+    print(f"one training step of a 1-layer recurrent layer, float32, {args.device}, {threads}{blas_kernels()}; "
+          f"best of at least {args.repeat} rounds")
 
     synchronize = _synchronizer(device, torch)
     per_size = 2 + one_thread_too + (torch is not None) + args.loops * (1 + (torch is not None))
