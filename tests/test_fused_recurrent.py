@@ -318,3 +318,50 @@ def test_benchmark_compares_default_and_one_blas_thread_in_one_run(capsys):
     assert main(["--sizes", "2,3,4,5", "--repeat", "1", "--cells", "rnn", "--threads", "both", "--no-loops"]) == 0
     out = capsys.readouterr().out
     assert "layer 1 thread" in out and "layer/1 thread" in out and "cells" not in out.replace("--cells", "")
+
+
+# ---------------------------------------------------------------- a layer as one node (projection inside, h_n out)
+
+
+LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("loss_on", ["h_n", "c_n", "output and h_n"])
+def test_layer_node_gradients_from_its_final_states_alone(device, kind, loss_on):
+    """The fused layer's node returns h_n (and c_n) itself: a loss on them alone (no gradient reaches the outputs)
+    or on both gives the composed layer's gradients, float64, random upstream gradients."""
+    if loss_on == "c_n" and kind != "lstm":
+        pytest.skip("only the LSTM has a cell state")
+    rng = np.random.default_rng(5)
+    fused = LAYERS[kind](3, 4, num_layers=2, dtype=np.float64, device=device)
+    composed = LAYERS[kind](3, 4, num_layers=2, fused=False, dtype=np.float64, device=device)
+    composed.load_state_dict(fused.state_dict())
+    x_data = rng.standard_normal((5, 2, 3))
+    upstream = {name: rng.standard_normal(shape) for name, shape in
+                (("output", (5, 2, 4)), ("h_n", (2, 2, 4)), ("c_n", (2, 2, 4)))}
+    results = []
+    for model in (fused, composed):
+        x = tl.Tensor(x_data, device=device, requires_grad=True)
+        output, state = model(x)
+        h_n, c_n = state if kind == "lstm" else (state, None)
+        outputs = {"output": output, "h_n": h_n, "c_n": c_n}
+        loss = sum((outputs[name] * tl.Tensor(upstream[name], device=device)).sum()
+                   for name in outputs if name in loss_on.split(" and "))
+        loss.backward()
+        results.append([x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()])
+    assert any(np.abs(g).sum() > 0 for g in results[0])
+    for ours, reference in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layer_node_refuses_an_input_weight_changed_before_backward(kind):
+    """The node saved w_ih for the projection's gradient: changing it in place in between raises, as PyTorch."""
+    model = LAYERS[kind](3, 4)
+    output, _ = model(tl.randn(5, 2, 3, requires_grad=True))
+    assert [op.op for op in tl.walk_graph(output).ops].count("InputProjection") == 0
+    with tl.no_grad():
+        model.weight_ih_l0.add_(1.0)
+    with pytest.raises(tl.errors.InplaceModifiedError, match="modified by an in-place operation"):
+        output.sum().backward()
