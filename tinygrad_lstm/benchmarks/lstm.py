@@ -3,8 +3,8 @@ its ceiling and PyTorch, for the LSTM, the GRU and the Elman RNN (`--cells`).
 
 For each cell and size (batch, input, hidden, steps) it times, in the same run and alternating between them:
 
-- layer: our `nn.LSTM` / `nn.GRU` / `nn.RNN` (the fused path: one graph node for the input projection,
-  one for the recurrence);
+- layer: our `nn.LSTM` / `nn.GRU` / `nn.RNN` (the fused path: one graph node for the input projection and
+  the recurrence);
 - ceiling: the same layer hand-fused on the bare array module (NumPy, or CuPy on cuda), written below
   with the project's step formula (`nn.cell_math`), the same batched input projection, one matmul per
   step for all gates and an analytic backward with batched weight gradients. No autograd engine on

@@ -14,8 +14,9 @@ h_prev, W_hh). `fused_lstm` loops those steps inside one node, as cuDNN does: a 
 costs the engine more than the step's own math when the LSTM is small, and the recurrent weight's
 gradient becomes one matmul over all steps. nn.LSTM trains through it.
 
-`fused_gru` and `fused_rnn` are the same for the GRU and the Elman RNN (nn.GRU, nn.RNN train through
-them). Every loop runs its small per-step matmuls on one BLAS thread unless they are large (`threads.py`).
+`fused_gru` and `fused_rnn` are the same for the GRU and the Elman RNN. nn.LSTM, nn.GRU and nn.RNN run the
+same nodes with the input projection inside (`projected_layer`): one node per layer. Every loop runs its
+small per-step matmuls on one BLAS thread unless they are large (`threads.py`).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ The cells are written to be read (and drawn): each gate of the LSTM is a line or
 scope, the cell state is tagged "highway", and the layers wrap every time step in a "step t" scope, so
 the graph renderer draws one cluster per step with one cluster per gate inside. A composed step still
 computes every gate's input in one node (`GateInputs`), so a loop over a cell is worth training with.
-`nn.LSTM`, `nn.GRU` and `nn.RNN` train through fused layers (`nn.fused_lstm`, `nn.fused_gru`,
-`nn.fused_rnn`: one node for the whole sequence) unless built with `fused=False`.
+`nn.LSTM`, `nn.GRU` and `nn.RNN` train through fused layers (the nodes of `nn.fused_lstm`, `nn.fused_gru`,
+`nn.fused_rnn`, here also doing the input projection: one node per layer and direction) unless built with
+`fused=False`.
 """
 
 from __future__ import annotations
@@ -554,8 +555,8 @@ def _check_options(who: str, dropout, bidirectional, proj_size, hidden_size: int
 class RNN(_Recurrent):
     """Multi-layer Elman RNN (tanh or relu). forward(x, hx=None) -> (output, h_n).
 
-    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_rnn`: the input projection
-    of all steps in one matmul, then the sequence in one node. fused=False composes every step from
+    fused=True (the default, as nn.LSTM's) runs each layer as one node (`nn.fused_rnn`'s, `FusedRNNLayer`): the
+    input projection of all steps in one matmul, then the sequence. fused=False composes every step from
     primitive ops in name scopes, for reading and drawing the graph.
     """
 
@@ -588,8 +589,8 @@ class RNN(_Recurrent):
 class GRU(_Recurrent):
     """Multi-layer GRU. forward(x, hx=None) -> (output, h_n).
 
-    fused=True (the default, as nn.LSTM's) runs each layer through `nn.fused_gru`: the input projection
-    of all steps in one matmul, then the sequence in one node with an analytic backward. fused=False
+    fused=True (the default, as nn.LSTM's) runs each layer as one node (`nn.fused_gru`'s, `FusedGRULayer`): the
+    input projection of all steps in one matmul, then the sequence with an analytic backward. fused=False
     composes every step from primitive ops in name scopes ("step t/reset gate", ...), for drawing.
     """
 
@@ -624,9 +625,9 @@ class GRU(_Recurrent):
 class LSTM(_Recurrent):
     """Multi-layer LSTM. forward(x, hx=None) -> (output, (h_n, c_n)); hx = (h_0, c_0), None means zeros.
 
-    fused=True (the default, unlike LSTMCell's, because a whole sequence is what people train) runs
-    through `nn.fused_lstm`: the input projection of all steps in one matmul, then the sequence in one
-    node that loops the one step formula (as cuDNN does); the reverse direction is that node over the
+    fused=True (the default, unlike LSTMCell's, because a whole sequence is what people train) runs each
+    layer as one node (`nn.fused_lstm`'s, `FusedLSTMLayer`): the input projection of all steps in one matmul,
+    then a loop of the one step formula (as cuDNN does); the reverse direction is that node over the
     time-flipped sequence. A PackedSequence of unequal lengths runs one fused cell per step instead
     (the batch shrinks as sequences end), and proj_size (h = (o * tanh(c)) @ W_hr^T, so h has
     proj_size features) one fused cell plus the projection's matmul per step. fused=False composes
