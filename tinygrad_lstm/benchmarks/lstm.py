@@ -325,9 +325,9 @@ def _synchronizer(device: str, torch) -> Callable[[], None]:
 
 
 RUNS_PER_ROUND = 3
-MIN_TIMED_SECONDS = 0.3
+MIN_TIMED_SECONDS = 0.2
 """A contender that has run for less than this after `--repeat` rounds gets more rounds (up to `MAX_ROUNDS`)."""
-MAX_ROUNDS = 100
+MAX_ROUNDS = 60
 
 
 def time_contenders(contenders: dict[str, Callable], repeat: int, synchronize: Callable, progress) -> dict[str, float]:
@@ -339,7 +339,7 @@ def time_contenders(contenders: dict[str, Callable], repeat: int, synchronize: C
     took 1.17, 1.12 and 1.05 ms in its first, second and third run, the ceiling 0.93 ms from the first
     (measured), which says more about the neighbour in this table than about either.
     Every contender gets `repeat` rounds; the fast ones more, until each has run `MIN_TIMED_SECONDS`: a 1 ms
-    step's best of 15 runs moved by 10-20% from one process to the next on this machine, its best of ~100
+    step's best of 15 runs moved by 10-20% from one process to the next on this machine, its best of ~120
     by a few percent (measured).
     """
     for run in contenders.values():  # warm-up: caches, kernel compilation, allocator pools
@@ -352,7 +352,8 @@ def time_contenders(contenders: dict[str, Callable], repeat: int, synchronize: C
         if not running:
             break
         for name in running:
-            gc.collect()
+            if round_ < repeat:  # a full collection costs tens of ms with PyTorch loaded: not every extra round
+                gc.collect()
             for _ in range(RUNS_PER_ROUND):
                 start = time.perf_counter()
                 contenders[name]()
