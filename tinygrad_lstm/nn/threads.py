@@ -60,15 +60,18 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-_load_reading = [-LOAD_CHECK_SECONDS, False]  # [when, busy then]
+class _LoadReading:
+    """The last reading of the load average: when, and whether the cores were busy then."""
+
+    when, busy = -LOAD_CHECK_SECONDS, False
 
 
 def _busy() -> bool:
     """Other processes keep the cores busy: the 1-minute load average, less this process, fills them."""
     now = time.monotonic()
-    if now - _load_reading[0] >= LOAD_CHECK_SECONDS:
-        _load_reading[:] = now, os.getloadavg()[0] - 1 >= _cores() - 1
-    return _load_reading[1]
+    if now - _LoadReading.when >= LOAD_CHECK_SECONDS:
+        _LoadReading.when, _LoadReading.busy = now, os.getloadavg()[0] - 1 >= _cores() - 1
+    return _LoadReading.busy
 
 
 class blas_threads:
@@ -85,7 +88,8 @@ class blas_threads:
         self.libs = () if xp is not np or (work >= PARALLEL_WORK and not _busy()) else _blas_libraries()
 
     def __enter__(self) -> None:
-        self.previous = previous = []
+        previous: list[int] = []
+        self.previous = previous
         for lib in self.libs:
             threads = lib.get()
             previous.append(threads)
