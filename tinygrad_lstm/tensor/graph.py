@@ -130,17 +130,27 @@ def enable_grad(func: Callable | None = None):
     return mode if func is None else mode(func)
 
 
-@contextlib.contextmanager
-def name_scope(name: str):
-    """Tensors and ops created inside record the scope path ("step 1/forget gate"); the renderer groups by it."""
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ValueError(f"a name scope must be a non-empty string without '/', got {name!r}")
-    outer = STATE.scope
-    STATE.scope = f"{outer}/{name}" if outer else name
-    try:
-        yield STATE.scope
-    finally:
-        STATE.scope = outer
+class name_scope:  # noqa: N801 - used as a function, as contextlib's would be
+    """Tensors and ops created inside record the scope path ("step 1/forget gate"); the renderer groups by it.
+
+    `with name_scope(name) as path:`. A plain class, not a generator context: a composed LSTM step enters six
+    (~0.4 us each, against ~1.5 us for a contextlib one).
+    """
+
+    __slots__ = ("name", "outer")
+
+    def __init__(self, name: str):
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"a name scope must be a non-empty string without '/', got {name!r}")
+        self.name = name
+
+    def __enter__(self) -> str:
+        self.outer = outer = STATE.scope
+        STATE.scope = f"{outer}/{self.name}" if outer else self.name
+        return STATE.scope
+
+    def __exit__(self, *exc_info) -> None:
+        STATE.scope = self.outer
 
 
 @contextlib.contextmanager

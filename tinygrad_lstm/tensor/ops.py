@@ -346,7 +346,14 @@ class Sigmoid(Function):
     def forward(self, a):
         xp = self.xp
         a = _as_float(xp, a)
-        y = xp.exp(xp.minimum(a, 0)) / (1 + xp.exp(-xp.abs(a)))  # e^x / (1 + e^x) for x < 0, else 1 / (1 + e^-x)
+        e, y = xp.empty_like(a), xp.empty_like(a)  # arrays even for 0-d input, to work in place
+        xp.abs(a, out=e)  # e^x / (1 + e^x) for x < 0, else 1 / (1 + e^-x): e^min(x, 0) / (1 + e^-|x|)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)
+        e += 1
+        xp.minimum(a, 0, out=y)
+        xp.exp(y, out=y)
+        y /= e
         self.saved = y
         return y
 
