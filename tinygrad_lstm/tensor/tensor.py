@@ -189,7 +189,7 @@ class Tensor:
             fn = self.grad_fn
             saved = None if fn is None else fn.saved
             if fn is not None and saved is not None and _holds(
-                    _held_memory(saved if type(saved) is tuple or type(saved) is list else (saved,)), self.array):
+                    saved if type(saved) is tuple or type(saved) is list else (saved,), self.array):
                 fn.saved_outputs += ((self._output_index, counter),)
         return counter
 
@@ -1292,13 +1292,13 @@ def apply(fn_class: type[Function], *inputs: Tensor, **params):
                 t._used = True  # an in-place change of it can no longer be recorded (see _snapshot)
                 flags.append(t.requires_grad)
         else:  # versions of the inputs the node saved (-1: not saved): changing those in place makes backward raise
-            held = _held_memory(saved if type(saved) is tuple or type(saved) is list else (saved,))
+            items = saved if type(saved) is tuple or type(saved) is list else (saved,)
             versions = []
             for t in inputs:
                 t._used = True
                 flags.append(t.requires_grad)
                 counter = t._version_counter
-                versions.append((0 if counter is None else counter.value) if _holds(held, t.array) else -1)
+                versions.append((0 if counter is None else counter.value) if _holds(items, t.array) else -1)
             fn.saved_versions = tuple(versions)
             fn.saved_outputs = ()
         fn.needs_grad = tuple(flags)
@@ -1339,17 +1339,14 @@ def _is_view(fn_class: type[Function], params: dict) -> bool:
     return fn_class is not ops.Index or not any(is_backend_array(p) for p in params["index"])
 
 
-def _held_memory(items: tuple | list) -> tuple[set[int], set[int]]:
-    """What a node saved, for `_holds`: the ids of the saved items, and of the arrays they are views of."""
-    bases = set()
+def _holds(items: tuple | list, array) -> bool:
+    """Is `array`, or a view of its memory, among the items a node saved?"""
+    for item in items:
+        if item is array:
+            return True
+    owner = array if array.base is None else array.base
     for item in items:
         base = getattr(item, "base", None)
-        if base is not None:
-            bases.add(id(base))
-    return {id(item) for item in items}, bases
-
-
-def _holds(held: tuple[set[int], set[int]], array) -> bool:
-    """Is `array`, or a view of its memory, among the items a node saved (`_held_memory`)?"""
-    items, bases = held
-    return id(array) in items or id(array if array.base is None else array.base) in bases
+        if base is not None and base is owner:
+            return True
+    return False
