@@ -308,3 +308,18 @@ def test_nan_under_detect_anomaly(device):
         root = (x * x).sqrt().sum()  # finite forward; d sqrt(u) / du is infinite at u = 0
         with pytest.raises(FloatingPointError, match="backward of op 'Sqrt'"):
             root.backward()
+
+
+@pytest.mark.parametrize("make", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("name, shape", [("weight_hh_l0", (3, 3)), ("weight_ih_l0", (3, 3)), ("bias_hh_l0", (5,))])
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_layer_names_a_parameter_replaced_by_one_of_another_shape(make, name, shape, fused):
+    """The fused layer's node trusts its weights' shapes: the layer names the one that changed, not a matmul."""
+    from tinygrad_lstm import nn
+
+    layer = getattr(nn, make)(3, 4, fused=fused)
+    expected = getattr(layer, name).shape
+    setattr(layer, name, nn.Parameter(tl.randn(*shape)))
+    with pytest.raises(ValueError, match=f"{make}: parameter {name} has shape {_shapes(shape)}, expected "
+                                         f"{_shapes(expected)}"):
+        layer(tl.randn(5, 2, 3))

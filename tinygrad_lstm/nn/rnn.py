@@ -357,6 +357,7 @@ class _Recurrent(Module):
             columns = input_size if k == 0 else self._output_size * len(self._directions)
             for suffix in self._directions:
                 self._make_parameters(f"_l{k}{suffix}", columns, bound, dtype, device)
+        self._parameter_shapes = {name: p.shape for name, p in self.named_parameters()}
 
     @property
     def _directions(self) -> tuple[str, ...]:
@@ -379,9 +380,19 @@ class _Recurrent(Module):
     _extra_weights: tuple[str, ...] = ()
 
     def _weights(self, name: str) -> tuple:
-        """w_ih, w_hh, b_ih, b_hh (and the subclass's `_extra_weights`) of one layer's direction."""
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self._extra_weights)
-        return tuple(getattr(self, f"{n}{name}") for n in names)
+        """w_ih, w_hh, b_ih, b_hh (and the subclass's `_extra_weights`) of one layer's direction, each of the shape
+        it was made with: the fused layers trust them, so a parameter replaced by one of another shape is named
+        here rather than failing inside a matmul."""
+        weights = []
+        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self._extra_weights):
+            full_name = kind + name
+            weight = getattr(self, full_name)
+            expected = self._parameter_shapes.get(full_name)
+            if weight is not None and expected is not None and weight.shape != expected:
+                raise ValueError(f"{type(self).__name__}: parameter {full_name} has shape {weight.shape}, expected "
+                                 f"{expected} for {type(self).__name__}({self.extra_repr()})")
+            weights.append(weight)
+        return tuple(weights)
 
     def _step(self, x: Tensor, state: tuple[Tensor, ...], weights: tuple) -> tuple[Tensor, ...]:
         raise NotImplementedError(f"{type(self).__name__} must define _step(x, state, weights): one time step")
