@@ -323,3 +323,14 @@ def test_a_layer_names_a_parameter_replaced_by_one_of_another_shape(make, name, 
     with pytest.raises(ValueError, match=f"{make}: parameter {name} has shape {_shapes(shape)}, expected "
                                          f"{_shapes(expected)}"):
         layer(tl.randn(5, 2, 3))
+
+
+@pytest.mark.parametrize("make", ["LSTM", "GRU", "RNN"])
+def test_a_layer_names_a_parameter_of_another_dtype(make):
+    from tinygrad_lstm import nn
+
+    layer = getattr(nn, make)(3, 4)
+    layer.weight_hh_l0 = nn.Parameter(tl.randn(*layer.weight_hh_l0.shape, dtype=np.float64))
+    with pytest.raises(TypeError, match=f"{make}: parameter weight_hh_l0 is float64 on 'cpu' but weight_ih_l0 is "
+                                        "float32"):
+        layer(tl.randn(5, 2, 3))

@@ -387,10 +387,15 @@ class _Recurrent(Module):
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self._extra_weights):
             full_name = kind + name
             weight = getattr(self, full_name)
-            expected = self._parameter_shapes.get(full_name)
-            if weight is not None and expected is not None and weight.shape != expected:
-                raise ValueError(f"{type(self).__name__}: parameter {full_name} has shape {weight.shape}, expected "
-                                 f"{expected} for {type(self).__name__}({self.extra_repr()})")
+            if weight is not None:
+                expected = self._parameter_shapes.get(full_name)
+                if expected is not None and weight.shape != expected:
+                    raise ValueError(f"{type(self).__name__}: parameter {full_name} has shape {weight.shape}, "
+                                     f"expected {expected} for {type(self).__name__}({self.extra_repr()})")
+                if weights and (weight.dtype != weights[0].dtype or weight.device != weights[0].device):
+                    raise TypeError(f"{type(self).__name__}: parameter {full_name} is {weight.dtype} on "
+                                    f"{weight.device!r} but weight_ih{name} is {weights[0].dtype} on "
+                                    f"{weights[0].device!r}; convert the module with .to(...)")
             weights.append(weight)
         return tuple(weights)
 
