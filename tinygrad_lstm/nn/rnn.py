@@ -383,7 +383,7 @@ class _Recurrent(Module):
         """w_ih, w_hh, b_ih, b_hh (and the subclass's `_extra_weights`) of one layer's direction, each of the shape
         it was made with: the fused layers trust them, so a parameter replaced by one of another shape is named
         here rather than failing inside a matmul."""
-        weights = []
+        weights: list[Tensor | None] = []
         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", *self._extra_weights):
             full_name = kind + name
             weight = getattr(self, full_name)
@@ -392,10 +392,11 @@ class _Recurrent(Module):
                 if expected is not None and weight.shape != expected:
                     raise ValueError(f"{type(self).__name__}: parameter {full_name} has shape {weight.shape}, "
                                      f"expected {expected} for {type(self).__name__}({self.extra_repr()})")
-                if weights and (weight.dtype != weights[0].dtype or weight.device != weights[0].device):
+                first = weights[0] if weights else weight  # weight_ih, never None
+                if first is not None and (weight.dtype != first.dtype or weight.device != first.device):
                     raise TypeError(f"{type(self).__name__}: parameter {full_name} is {weight.dtype} on "
-                                    f"{weight.device!r} but weight_ih{name} is {weights[0].dtype} on "
-                                    f"{weights[0].device!r}; convert the module with .to(...)")
+                                    f"{weight.device!r} but weight_ih{name} is {first.dtype} on "
+                                    f"{first.device!r}; convert the module with .to(...)")
             weights.append(weight)
         return tuple(weights)
 
