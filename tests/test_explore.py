@@ -190,7 +190,7 @@ def test_cli_explore_at_its_defaults(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_explore_folds_a_50_step_lstm_and_not_a_10_step_one(tmp_path, capsys):
-    assert len(tl.walk_graph(unrolled_cell("lstm", 10)).ops) == 112 <= viz.FOLD_ABOVE_OPS  # as the README says
+    assert len(tl.walk_graph(unrolled_cell("lstm", 10)).ops) == 102 <= viz.FOLD_ABOVE_OPS  # as the README says
     assert main(["explore", "--steps", "50", "--out", str(tmp_path / "long.html")]) == 0
     panel = page_data((tmp_path / "long.html").read_text())["panels"][0]
     assert len(panel["walk"]) > viz.FOLD_ABOVE_OPS

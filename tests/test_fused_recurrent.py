@@ -162,7 +162,7 @@ def test_fused_gru_keeps_the_highway_tags():
 
 
 @pytest.mark.parametrize("make, most, projections", [
-    (lambda: nn.LSTMCell(3, 4), 11, {"GateInputs": 1}), (lambda: nn.LSTMCell(3, 4, bias=False), 11, {"GateInputs": 1}),
+    (lambda: nn.LSTMCell(3, 4), 10, {"GateInputs": 1}), (lambda: nn.LSTMCell(3, 4, bias=False), 10, {"GateInputs": 1}),
     (lambda: nn.RNNCell(3, 4), 2, {"GateInputs": 1}), (lambda: nn.GRUCell(3, 4), 15, {"Linear": 2})])
 def test_composed_cell_step_projects_all_gates_at_once(make, most, projections):
     """A step computes every gate's input in one node (two for the GRU, whose reset gate scales h's part), not a
@@ -184,6 +184,15 @@ def test_gate_inputs_gradcheck(device, bias):
     shapes = [(2, 3), (2, 4), (8, 3), (8, 4)] + ([(8,), (8,)] if bias else [None, None])
     inputs = [None if s is None else _tensor(rng, s, device) for s in shapes]
     assert tl.gradcheck(_gate_inputs, inputs, atol=1e-7, rtol=1e-5)
+    # one output per gate (as LSTMCell uses it), two of the four gates reaching the loss: the others count as zeros
+    upstream = [_tensor(rng, (2, 2), device) for _ in range(4)]
+
+    def two_gates(*args):
+        pieces = _gate_inputs(*args, gates=4)
+        assert len(pieces) == 4 and all(p.shape == (2, 2) for p in pieces)
+        return (pieces[1] * upstream[1]).sum() + (pieces[3] * upstream[3]).sum()
+
+    assert tl.gradcheck(two_gates, inputs, atol=1e-7, rtol=1e-5)
 
 
 def _backward_peak_over_forward(cell, x, steps: int) -> tuple[int, int]:

@@ -19,7 +19,7 @@ GRAD_RANGE = (1e-4, 1e1)
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("graph", help="render the computation graph of an unrolled LSTM/GRU/RNN cell",
                        description="Render the graph of a cell unrolled over a few steps, built by the engine. "
-                                   f"Graphs of more than {AUTO_FOLD_NODES} nodes (an LSTM cell beyond about 38 "
+                                   f"Graphs of more than {AUTO_FOLD_NODES} nodes (an LSTM cell beyond about 40 "
                                    "steps) are folded, which says so: --no-fold draws every step (slow for dot), "
                                    "--fold K keeps K steps at each end.")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")

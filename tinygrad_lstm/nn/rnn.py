@@ -37,8 +37,9 @@ def _pieces(t: Tensor | None, n: int) -> tuple:
 class GateInputs(Function):
     """x W_ih^T + h W_hh^T + b_ih + b_hh as one node: the article's W [h, x] + b, without building [h, x].
 
-    Every gate's input at once (split by the caller, one gate per name scope): one node and one
-    (B, gates * H) array per step, where `linear(x) + linear(h)` would keep three alive until the backward.
+    Every gate's input at once: one node and one (B, gates * H) array per step, where `linear(x) + linear(h)`
+    would keep three alive until the backward. With `gates` > 1 its outputs are the gates' inputs themselves,
+    (B, H) views side by side, one for each gate's name scope: no Split node after it.
     The sum is computed transposed, W_ih x^T + W_hh h^T, then copied back to (B, gates * H) rows: BLAS
     multiplies a batch's few rows by the transposed view W^T up to 1.7x slower (OpenBLAS's AVX-512 kernels,
     B=32, H=128: 46 us against 28 us per product; the AVX2 ones: 46 against 42), and the copy (10 us) keeps
@@ -46,7 +47,7 @@ class GateInputs(Function):
     op of the cell 3x slower.
     """
 
-    def forward(self, x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+    def forward(self, x, h, w_ih, w_hh, b_ih=None, b_hh=None, gates=1):
         dot = self.xp.dot
         self.saved = (x, h, w_ih, w_hh)
         out = dot(w_ih, x.T)
@@ -54,13 +55,22 @@ class GateInputs(Function):
         for bias in (b_ih, b_hh):
             if bias is not None:
                 out += bias[:, None]
-        return self.xp.ascontiguousarray(out.T)
+        out = self.xp.ascontiguousarray(out.T)
+        if gates == 1:
+            return out
+        size = out.shape[1] // gates
+        return tuple(out[:, k * size : (k + 1) * size] for k in range(gates))
 
     fresh_gradients = True
 
-    def backward(self, g):
+    def backward(self, *grads):
         x, h, w_ih, w_hh = self.saved
         needs, dot = self.needs_grad, self.xp.dot
+        if len(grads) == 1:
+            g = grads[0]
+        else:  # the gates' gradients side by side; a gate that got none counts as zeros
+            like = next(g for g in grads if g is not None)
+            g = self.xp.concatenate([self.xp.zeros_like(like) if piece is None else piece for piece in grads], axis=1)
         return (
             dot(g, w_ih) if needs[0] else None,
             dot(g, w_hh) if needs[1] else None,
@@ -71,10 +81,11 @@ class GateInputs(Function):
 
 
 def _gate_inputs(x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
-                 b_hh: Tensor | None) -> Tensor:
-    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once (`GateInputs`): two matmuls, not two per gate."""
+                 b_hh: Tensor | None, gates: int = 1):
+    """x W_ih^T + b_ih + h_prev W_hh^T + b_hh for all gates at once (`GateInputs`): two matmuls, not two per gate.
+    With `gates` > 1, the node's outputs are the gates' inputs, one (B, H) each (no Split node after it)."""
     biases = () if b_ih is None else (b_ih, b_hh)
-    return apply(GateInputs, x, h_prev, w_ih, w_hh, *biases)
+    return apply(GateInputs, x, h_prev, w_ih, w_hh, *biases, gates=gates)
 
 
 def _mark_lstm_state(h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -98,10 +109,10 @@ def lstm_step(x: Tensor, h_prev: Tensor, c_prev: Tensor, w_ih: Tensor, w_hh: Ten
               b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
     """One LSTM step from primitive ops (PyTorch's layout: rows i, f, g, o), each gate in its own name scope.
 
-    Eleven nodes: every gate's input in one (`GateInputs`), then a line or two per gate.
+    Ten nodes: every gate's input in one (`GateInputs`, one output per gate), then a line or two per gate.
     """
     c_prev.tag("highway")
-    i, f, g, o = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh).chunk(4, axis=1)
+    i, f, g, o = _gate_inputs(x, h_prev, w_ih, w_hh, b_ih, b_hh, gates=4)
     with name_scope("forget gate"):  # how much of the old cell state to keep
         f = f.sigmoid()
     with name_scope("input gate"):  # how much of the candidate to write

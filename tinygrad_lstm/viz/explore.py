@@ -31,9 +31,9 @@ from .folding import RepeatedScope, find_repeated_scope, hidden_numbers
 from .render import graphviz  # the package, imported when a graph is first drawn
 from .style import GradScale
 
-#: above this many ops a picture is folded by default, and the whole graph is not laid out at all: about a
-#: 40-step LSTM cell, which `dot` lays out in about 4 s on the 2-core development VM (38 steps, 539 nodes:
-#: 3.6 s, measured 2026-12-02); folded, any length takes under half a second.
+#: above this many ops a picture is folded by default, and the whole graph is not laid out at all: a 45-step
+#: LSTM cell (10 ops a step), which `dot` lays out in about 4 s on the 2-core development VM (38 steps, 539
+#: nodes: 3.6 s, measured 2026-12-02); folded, any length takes under half a second.
 FOLD_ABOVE_OPS = 450
 #: repeats (time steps) kept at each end of a folded picture
 FOLD_KEEP = 2
