@@ -325,7 +325,7 @@ def _synchronizer(device: str, torch) -> Callable[[], None]:
 
 
 RUNS_PER_ROUND = 3
-MIN_TIMED_SECONDS = 0.2
+MIN_TIMED_SECONDS = 1.0
 """A contender that has run for less than this after `--repeat` rounds gets more rounds (up to `MAX_ROUNDS`)."""
 MAX_ROUNDS = 60
 
