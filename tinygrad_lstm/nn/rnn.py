@@ -275,7 +275,7 @@ class LSTMCell(_Cell):
 
     fused=False (the default) composes the step from primitive ops, one name scope per gate, because a
     single cell is what people draw and step through; it still computes all gates' inputs in one node, so
-    a loop over it trains at 0.6-2x the time of PyTorch's LSTMCell loop (2x at batch 1, hidden 32, where the
+    a loop over it trains at 0.6-1.5x the time of PyTorch's LSTMCell loop (1.5x at batch 1, hidden 32, where the
     engine's cost per node is most of a step; see docs/benchmarks.md). fused=True
     runs the step as one node (`nn.fused_lstm_cell`): the same values and gradients, faster, drawn as one box.
     Each call opens a name scope "step N", numbered along the state, so a loop draws one box per step.
