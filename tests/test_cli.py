@@ -379,6 +379,16 @@ def test_graph_folds_big_unrolls_saying_so_unless_no_fold(tmp_path, capsys):
     assert "--fold must be positive" in capsys.readouterr().err
 
 
+def test_graph_help_says_where_folding_starts_and_it_does(tmp_path, capsys):
+    """--help: graphs are folded from an LSTM cell of about 40 steps on."""
+    with pytest.raises(SystemExit):
+        main(["graph", "--help"])
+    assert "beyond about 40 steps" in " ".join(capsys.readouterr().out.split())
+    for steps, folded in ((40, False), (41, True)):
+        assert main(["graph", "--steps", str(steps), "--format", "dot", "--out", str(tmp_path / f"{steps}.dot")]) == 0
+        assert ("folded:" in capsys.readouterr().out) is folded
+
+
 def test_info_reports_versions_and_devices(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out

@@ -21,6 +21,9 @@ small per-step matmuls on one BLAS thread unless they are large (`threads.py`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..tensor import Function, Tensor, apply, ops
 from .cell_math import GRU_BACKWARD, GRU_FORWARD, LSTM_BACKWARD, LSTM_FORWARD, RNN_STEPS, gate_views, gru_gate_views
 from .threads import blas_threads, step_work
@@ -107,6 +110,8 @@ class _SequenceNode(Function):
     """
 
     fresh_gradients = True
+    forward_xw: Callable[..., Any]  # the layer from xw on, defined by each subclass
+    backward_xw: Callable[..., tuple]  # its gradients, xw's first
 
     def forward(self, *arrays, projected=None, **params):
         self.projected = projected
@@ -139,12 +144,6 @@ class _SequenceNode(Function):
         x, w_ih = self.saved[-2:]
         with projection_threads(xp, x, w_ih):
             return (*ops.linear_backward(xp, g_xw, x, w_ih, needs[:projection]), *rest)
-
-    def forward_xw(self, xw, *inputs, **params):
-        raise NotImplementedError(f"{type(self).__name__} must define forward_xw: the layer from xw on")
-
-    def backward_xw(self, *grad_outputs):
-        raise NotImplementedError(f"{type(self).__name__} must define backward_xw: the layer's gradients, xw's first")
 
 
 class FusedLSTMCell(Function):

@@ -59,6 +59,7 @@ class GateInputs(Function):
         if gates == 1:
             return out
         size = out.shape[1] // gates
+        self.pieces = (out.shape, [size] * gates)
         return tuple(out[:, k * size : (k + 1) * size] for k in range(gates))
 
     fresh_gradients = True
@@ -66,11 +67,7 @@ class GateInputs(Function):
     def backward(self, *grads):
         x, h, w_ih, w_hh = self.saved
         needs, dot = self.needs_grad, self.xp.dot
-        if len(grads) == 1:
-            g = grads[0]
-        else:  # the gates' gradients side by side; a gate that got none counts as zeros
-            like = next(g for g in grads if g is not None)
-            g = self.xp.concatenate([self.xp.zeros_like(like) if piece is None else piece for piece in grads], axis=1)
+        g = grads[0] if len(grads) == 1 else ops.join_pieces(self.xp, grads, *self.pieces, axis=1)
         return (
             dot(g, w_ih) if needs[0] else None,
             dot(g, w_hh) if needs[1] else None,

@@ -664,13 +664,18 @@ class Split(Function):
         return tuple(pieces)
 
     def backward(self, *grads):
-        xp = self.xp
-        dtype = next(g for g in grads if g is not None).dtype
-        pieces = []
-        for g, size in zip(grads, self.sizes, strict=True):
-            if g is None:
-                shape = list(self.in_shape)
-                shape[self.axis] = size
-                g = xp.zeros(shape, dtype=dtype)
-            pieces.append(g)
-        return (xp.concatenate(pieces, axis=self.axis),)
+        return (join_pieces(self.xp, grads, self.in_shape, self.sizes, self.axis),)
+
+
+def join_pieces(xp, grads, in_shape: tuple[int, ...], sizes, axis: int):
+    """The gradient of an array cut into pieces of `sizes` along `axis` (`Split`, `GateInputs`' gates): the pieces'
+    gradients side by side, zeros for a piece that got none."""
+    dtype = next(g for g in grads if g is not None).dtype
+    pieces = []
+    for g, size in zip(grads, sizes, strict=True):
+        if g is None:
+            shape = list(in_shape)
+            shape[axis] = size
+            g = xp.zeros(shape, dtype=dtype)
+        pieces.append(g)
+    return xp.concatenate(pieces, axis=axis)
